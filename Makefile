@@ -1,0 +1,41 @@
+# interpgrad: the two commands of the README.
+#   make run    install what the app needs into .venv, then start the Streamlit app on the shipped checkpoints
+#   make test   install the app and the test tooling into .venv (and Chromium, as root), then run every test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+
+.PHONY: run test test-fast install install-dev system-deps clean
+
+$(VENV)/.runtime-installed: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "interpgrad needs Python 3.10 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime-installed
+install-dev: $(VENV)/.dev-installed
+
+run: install
+	$(BIN)/python -m streamlit run app.py --server.port $(PORT)
+
+# The browser tests drive the system Chromium; install it when it is missing and we may (root).
+system-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "the browser tests need Chromium at /usr/bin/chromium: sudo apt-get install -y chromium"; exit 1; fi; \
+	fi
+
+test: install-dev system-deps
+	$(BIN)/python -m pytest
+
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not slow and not browser"
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

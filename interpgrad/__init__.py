@@ -1,0 +1,43 @@
+"""interpgrad: train CNN classifiers with and without gradient regularizers, then see and measure their saliency maps.
+
+The stable entry points::
+
+    interpgrad.input_gradient(model, x, target, rule="standard" | "guided", create_graph=False)
+    interpgrad.save_checkpoint(path, model, config, data=..., ...)
+    model, metadata = interpgrad.load_checkpoint(path)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import CheckpointError, ConfigError, DataError, InterpgradError, ModelError
+from .gradients import RULES, input_gradient, rectifier_hooks
+from .models import ModelConfig, architectures, build_model, default_target_layer, get_layer
+from .modelstate import preserved_model_state
+from .regularizers import REGULARIZERS, LossParts, build_regularizer
+from .training.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+
+__all__ = [
+    "__version__",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "InterpgradError",
+    "LossParts",
+    "ModelConfig",
+    "ModelError",
+    "REGULARIZERS",
+    "RULES",
+    "architectures",
+    "build_model",
+    "build_regularizer",
+    "default_target_layer",
+    "get_layer",
+    "input_gradient",
+    "load_checkpoint",
+    "preserved_model_state",
+    "read_checkpoint_metadata",
+    "rectifier_hooks",
+    "save_checkpoint",
+]

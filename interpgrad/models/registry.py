@@ -1,0 +1,146 @@
+"""The architecture registry: every model interpgrad can build, its family and its default CAM target layer.
+
+CIFAR-style networks are registered under their plain names (``resnet18``, ``mobilenet_v2``); torchvision's ImageNet
+classifiers under ``torchvision.<name>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable
+
+from torch import nn
+
+from ..errors import ConfigError, ModelError
+from .activations import ACTIVATIONS, replace_activations
+from .cifar import CifarMobileNetV2, CifarResNet18
+from .imagenet import build_torchvision_model
+
+__all__ = ["Architecture", "ModelConfig", "architectures", "get_architecture", "build_model", "get_layer", "default_target_layer"]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One buildable architecture: ``builder(num_classes, width, pretrained)`` returns the ReLU version."""
+
+    name: str
+    family: str  # "cifar" (3x3 stem, small inputs) or "imagenet" (torchvision)
+    target_layer: str  # dotted module name used by CAM methods by default
+    default_image_size: int
+    description: str
+    builder: Callable[[int, float, bool], nn.Module]
+    has_width: bool = True
+    has_pretrained: bool = False
+
+
+def _cifar(model_class: type[nn.Module]) -> Callable[[int, float, bool], nn.Module]:
+    def build(num_classes: int, width: float, pretrained: bool) -> nn.Module:
+        if pretrained:
+            raise ModelError(f"{model_class.__name__} has no pretrained weights; train it with `python -m interpgrad train`")
+        return model_class(num_classes=num_classes, width=width)
+
+    return build
+
+
+def _torchvision(name: str) -> Callable[[int, float, bool], nn.Module]:
+    def build(num_classes: int, width: float, pretrained: bool) -> nn.Module:
+        if width != 1.0:
+            raise ConfigError(f"torchvision.{name} has no width multiplier (got width={width}); use width 1")
+        return build_torchvision_model(name, num_classes=num_classes, pretrained=pretrained)
+
+    return build
+
+
+_ARCHITECTURES: dict[str, Architecture] = {
+    arch.name: arch
+    for arch in (
+        Architecture("resnet18", "cifar", "layer4", 32, "CIFAR-style ResNet-18 (3x3 stem, no max-pool)", _cifar(CifarResNet18)),
+        Architecture("mobilenet_v2", "cifar", "features.18", 32, "CIFAR-style MobileNet-V2 (ReLU6)", _cifar(CifarMobileNetV2)),
+        Architecture("torchvision.resnet18", "imagenet", "layer4", 224, "torchvision ResNet-18", _torchvision("resnet18"), False, True),
+        Architecture("torchvision.resnet50", "imagenet", "layer4", 224, "torchvision ResNet-50", _torchvision("resnet50"), False, True),
+        Architecture("torchvision.vgg16_bn", "imagenet", "features.42", 224, "torchvision VGG-16 with batch norm", _torchvision("vgg16_bn"), False, True),
+        Architecture("torchvision.mobilenet_v2", "imagenet", "features.18", 224, "torchvision MobileNet-V2", _torchvision("mobilenet_v2"), False, True),
+    )
+}
+
+
+def architectures() -> dict[str, Architecture]:
+    """All registered architectures by name."""
+    return dict(_ARCHITECTURES)
+
+
+def get_architecture(name: str) -> Architecture:
+    """The registered architecture ``name``, or a ModelError listing the valid names."""
+    if name not in _ARCHITECTURES:
+        raise ModelError(f"unknown architecture {name!r}; choose one of {', '.join(_ARCHITECTURES)}")
+    return _ARCHITECTURES[name]
+
+
+def default_target_layer(arch: str) -> str:
+    """The dotted name of the layer CAM methods use by default for ``arch``."""
+    return get_architecture(arch).target_layer
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model before loading its weights (stored in checkpoint metadata)."""
+
+    arch: str = "resnet18"
+    num_classes: int = 10
+    width: float = 1.0
+    image_size: int = 32
+    activation: str = "relu"  # "relu" or "softplus" (every ReLU/ReLU6 replaced)
+    softplus_beta: float = 10.0
+
+    def __post_init__(self) -> None:
+        get_architecture(self.arch)
+        if self.num_classes < 1:
+            raise ConfigError(f"num_classes must be at least 1, got {self.num_classes}")
+        if not self.width > 0:
+            raise ConfigError(f"width must be positive, got {self.width}")
+        if self.image_size < 8:
+            raise ConfigError(f"image_size must be at least 8, got {self.image_size}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        """Build from a metadata dict, ignoring unknown keys (newer files) and naming a missing required one."""
+        known = {field.name for field in fields(cls)}
+        if "arch" not in data:
+            raise ConfigError("model metadata has no 'arch'")
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def build_model(config: ModelConfig | str, pretrained: bool = False, **overrides: Any) -> nn.Module:
+    """Build a freshly initialised model (in train mode) from a ModelConfig or an architecture name plus overrides.
+
+    >>> model = build_model("resnet18", num_classes=10, width=0.25)
+    """
+    if isinstance(config, str):
+        config = ModelConfig(arch=config, **overrides)
+    elif overrides:
+        config = ModelConfig(**{**config.to_dict(), **overrides})
+    arch = get_architecture(config.arch)
+    model = arch.builder(config.num_classes, config.width, pretrained)
+    return replace_activations(model, config.activation, config.softplus_beta)
+
+
+def get_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
+    """The submodule of ``model`` named by a dotted path (``"layer4"``, ``"features.18"``, ``"layer4.1.conv2"``).
+
+    A module is returned as is after checking that it belongs to ``model``.
+    """
+    if isinstance(layer, nn.Module):
+        if not any(module is layer for module in model.modules()):
+            raise ModelError(f"the layer {type(layer).__name__} is not a submodule of the model")
+        return layer
+    try:
+        return model.get_submodule(layer)
+    except AttributeError:
+        names = [name for name, module in model.named_modules() if name and len(list(module.children())) > 0]
+        hint = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        raise ModelError(f"the model has no layer {layer!r}; layers with children include: {hint}") from None

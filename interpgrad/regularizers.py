@@ -1,0 +1,358 @@
+"""Gradient regularizers: guided alignment (Torres Figueroa et al. 2024) and the score-matching family
+(Srinivas & Fleuret 2021).
+
+Every regularizer is called as ``regularizer(model, x, y)`` and returns ``LossParts``: the total loss to minimise and
+its parts (classification, regularization, and — a number users want to watch — the mean cosine between the
+standard and the guided input gradient of the per-sample cross-entropy).
+
+Notation: ``f`` the logits, ``y`` the label, ``L_C`` the softmax cross-entropy, ``sg`` stop-gradient. Input gradients
+are taken per sample: the gradient of the *summed* per-sample losses, so that row i is ``dL_C(x_i)/dx_i`` and no error
+function depends on the batch size.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ConfigError
+from .gradients import BackwardRules, rectifier_hooks, select_logits
+from .params import Param, resolve_params
+
+__all__ = [
+    "ERROR_FUNCTIONS",
+    "Forward",
+    "REGULARIZERS",
+    "AntiScoreMatching",
+    "GradientNorm",
+    "GuidedAlignment",
+    "LossParts",
+    "NoRegularizer",
+    "Regularizer",
+    "ScoreMatching",
+    "build_regularizer",
+    "gradient_alignment",
+    "hessian_trace_estimate",
+    "run_forward",
+]
+
+EPS = 1e-12
+
+
+@dataclass
+class LossParts:
+    """A regularized loss: ``total = classification + lam * regularization``.
+
+    ``alignment`` is the batch mean of cos(dL_C/dx, d_G L_C/dx) (detached), or None when it was not measured;
+    ``extras`` holds regularizer-specific diagnostics (e.g. the Hessian-trace estimate) as detached scalars.
+    """
+
+    total: torch.Tensor
+    classification: torch.Tensor
+    regularization: torch.Tensor
+    alignment: torch.Tensor | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, float]:
+        """Plain floats for logging (one ``.item()`` per part)."""
+        values = {
+            "loss": self.total.item(),
+            "classification": self.classification.item(),
+            "regularization": self.regularization.item(),
+        }
+        if self.alignment is not None:
+            values["alignment"] = self.alignment.item()
+        return {**values, **{key: value.item() for key, value in self.extras.items()}}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Error functions E(d, d') between a standard gradient d and a guided gradient d', row-wise over flattened [B, P] tensors.
+# Each returns [B]. Every division is guarded so that a zero gradient gives a finite value and a finite derivative.
+
+
+def _safe_norm(d: torch.Tensor, ord: float = 2) -> torch.Tensor:
+    return torch.linalg.vector_norm(d, ord=ord, dim=1).clamp_min(EPS)
+
+
+def cosine_error(d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """E = - <d, d'> / (||d||_2 ||d'||_2)."""
+    return -(d * g).sum(1) / (_safe_norm(d) * _safe_norm(g))
+
+
+def mae_error(d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """E = mean_i |d_i - d'_i| (scale-dependent)."""
+    return (d - g).abs().mean(1)
+
+
+def mse_error(d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """E = mean_i (d_i - d'_i)^2 (scale-dependent)."""
+    return (d - g).pow(2).mean(1)
+
+
+def histogram_intersection_error(d: torch.Tensor, g: torch.Tensor, normalization: str = "each") -> torch.Tensor:
+    """Histogram intersection of the gradient magnitudes.
+
+    ``normalization="each"`` (default, the usual form): E = - sum_i min(|d_i| / ||d||_1, |d'_i| / ||d'||_1), in [-1, 0].
+    ``normalization="product"`` (as printed in the paper): E = - sum_i min(|d_i|, |d'_i|) / (||d||_1 ||d'||_1).
+    """
+    a, b = d.abs(), g.abs()
+    if normalization == "each":
+        return -torch.minimum(a / _safe_norm(d, 1)[:, None], b / _safe_norm(g, 1)[:, None]).sum(1)
+    return -torch.minimum(a, b).sum(1) / (_safe_norm(d, 1) * _safe_norm(g, 1))
+
+
+def sigmoid_masking_error(d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """E = - sum_i d'_i * sigmoid(d_i)."""
+    return -(g * torch.sigmoid(d)).sum(1)
+
+
+def centered_sigmoid_masking_error(d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """E = - sum_i d'_i * sigmoid(d_i - mean(d))."""
+    return -(g * torch.sigmoid(d - d.mean(1, keepdim=True))).sum(1)
+
+
+ERROR_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "cosine": cosine_error,
+    "mae": mae_error,
+    "mse": mse_error,
+    "histogram": histogram_intersection_error,
+    "sigmoid": sigmoid_masking_error,
+    "centered_sigmoid": centered_sigmoid_masking_error,
+}
+
+
+def _cosine(d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    return -cosine_error(d.flatten(1), g.flatten(1))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Forward:
+    """One forward pass shared by a loss and its diagnostics: the inputs (requiring grad), the logits, the per-sample
+    cross-entropies, and the rectifier rule switch of the pass (so both backward rules can reuse it)."""
+
+    inputs: torch.Tensor
+    logits: torch.Tensor
+    losses: torch.Tensor
+    rules: BackwardRules
+
+    def loss_gradients(self, differentiable: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(standard, guided) gradients of the summed per-sample cross-entropy w.r.t. the inputs.
+
+        The guided gradient is detached (the teacher); the standard one keeps its graph when ``differentiable``.
+        The forward graph is kept for the caller's final backward pass.
+        """
+        with self.rules.use("guided"):
+            (guided,) = torch.autograd.grad(self.losses.sum(), self.inputs, retain_graph=True)
+        (standard,) = torch.autograd.grad(self.losses.sum(), self.inputs, create_graph=differentiable, retain_graph=True)
+        return standard, guided
+
+    def alignment(self) -> torch.Tensor:
+        """Batch mean of cos(dL_C/dx_i, d_G L_C/dx_i), detached."""
+        standard, guided = self.loss_gradients(differentiable=False)
+        return _cosine(standard, guided).mean()
+
+    def logit_gradient(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f_y per row, d f_y / dx with its graph)."""
+        selected = select_logits(self.logits, y)
+        (gradient,) = torch.autograd.grad(selected.sum(), self.inputs, create_graph=True)
+        return selected, gradient
+
+
+def run_forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Forward:
+    """The model on ``x`` (a detached copy that requires grad), with its rectifiers hooked for both backward rules."""
+    inputs = x.detach().requires_grad_(True)
+    with rectifier_hooks() as rules:
+        logits = model(inputs)
+    return Forward(inputs, logits, F.cross_entropy(logits, y, reduction="none"), rules)
+
+
+def gradient_alignment(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample cos(dL_C/dx_i, d_G L_C/dx_i), shape [B], detached. Uses the model in its current mode."""
+    with torch.enable_grad():
+        forward = run_forward(model, x, y)
+        standard, guided = forward.loss_gradients(differentiable=False)
+    return _cosine(standard, guided)
+
+
+def hessian_trace_estimate(
+    model: nn.Module, inputs: torch.Tensor, y: torch.Tensor, selected: torch.Tensor, sigma: float, samples: int = 1
+) -> torch.Tensor:
+    """Per-sample estimate of tr(d^2 f_y / dx^2) by Hutchinson's trick with a Taylor expansion (Srinivas & Fleuret):
+
+        h(x) = (2 / sigma^2) * E_{v ~ N(0, sigma^2 I)} [ f_y(x + v) - f_y(x) ]
+
+    ``selected`` is f_y(x) from the caller's forward pass; the ``samples`` noisy copies go through one batched forward.
+    """
+    noisy = inputs.repeat(samples, *([1] * (inputs.dim() - 1)))
+    noisy = noisy + sigma * torch.randn_like(noisy)
+    noisy_selected = select_logits(model(noisy), y.repeat(samples)).view(samples, -1)
+    return (2.0 / sigma**2) * (noisy_selected - selected.unsqueeze(0)).mean(0)
+
+
+class Regularizer(ABC):
+    """Base class: subclasses declare ``name``, ``description``, ``params`` and implement ``loss``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    recommended_activation: ClassVar[str] = "relu"
+
+    def __init__(self, **params: object) -> None:
+        self.config = resolve_params(self.params, params, owner=self.name)
+        for key, value in self.config.items():
+            setattr(self, key, value)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, measure_alignment: bool = False) -> LossParts:
+        """The loss on batch (x, y). With ``measure_alignment`` the standard/guided cosine is also measured when the
+        regularizer does not compute it anyway: two extra backward passes over the same forward pass."""
+        forward = run_forward(model, x, y)
+        parts = self.loss(model, forward, y)
+        if parts.alignment is None and measure_alignment:
+            parts.alignment = forward.alignment()
+        return parts
+
+    @abstractmethod
+    def loss(self, model: nn.Module, forward: Forward, y: torch.Tensor) -> LossParts:
+        """The loss parts, given the forward pass on the batch and its labels."""
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{key}={value!r}" for key, value in self.config.items())
+        return f"{type(self).__name__}({settings})"
+
+
+def _lam(default: float, help: str) -> Param:
+    return Param("lam", float, default, help, low=0.0, high=1e3, log=True)
+
+
+class NoRegularizer(Regularizer):
+    """Plain cross-entropy training (the baseline)."""
+
+    name = "none"
+    description = "Baseline: cross-entropy only."
+
+    def loss(self, model: nn.Module, forward: Forward, y: torch.Tensor) -> LossParts:
+        classification = forward.losses.mean()
+        return LossParts(classification, classification, torch.zeros_like(classification))
+
+
+class GuidedAlignment(Regularizer):
+    """Interpretable gradients (Torres Figueroa et al., VISAPP 2024):
+
+        L = L_C + lam * (1/n) sum_i E( dL_C/dx_i , sg(d_G L_C/dx_i) )
+
+    The standard gradient keeps its graph (double backpropagation); the guided one is the detached teacher. One forward
+    pass serves both backward rules. Best reported setting: cosine error, lam = 7.5e-3.
+    """
+
+    name = "guided"
+    description = "Align the standard input gradient with the guided-backpropagation gradient."
+    params = (
+        _lam(7.5e-3, "weight of the alignment term (paper: 7.5e-3 with the cosine error)"),
+        Param("error", str, "cosine", "error function E(standard, guided)", choices=tuple(ERROR_FUNCTIONS)),
+        Param(
+            "histogram_normalization",
+            str,
+            "each",
+            "histogram error only: normalise each gradient by its L1 norm ('each') or divide by the product of norms "
+            "('product', as printed in the paper)",
+            choices=("each", "product"),
+        ),
+    )
+
+    def loss(self, model: nn.Module, forward: Forward, y: torch.Tensor) -> LossParts:
+        standard, guided = forward.loss_gradients(differentiable=True)
+        d, g = standard.flatten(1), guided.flatten(1)
+        if self.error == "histogram":
+            errors = histogram_intersection_error(d, g, self.histogram_normalization)
+        else:
+            errors = ERROR_FUNCTIONS[self.error](d, g)
+        classification, regularization = forward.losses.mean(), errors.mean()
+        alignment = _cosine(d.detach(), g).mean()
+        return LossParts(classification + self.lam * regularization, classification, regularization, alignment)
+
+
+class GradientNorm(Regularizer):
+    """Gradient-norm regularization (Srinivas & Fleuret 2021): L = L_C + lam * mean_i 0.5 ||d f_y(x_i) / dx_i||^2."""
+
+    name = "gradient_norm"
+    description = "Penalise the squared norm of the logit gradient."
+    params = (_lam(1e-3, "weight of 0.5 ||grad_x f_y||^2 (paper: 1e-3)"),)
+
+    def loss(self, model: nn.Module, forward: Forward, y: torch.Tensor) -> LossParts:
+        _, gradient = forward.logit_gradient(y)
+        classification = forward.losses.mean()
+        gradient_norm = 0.5 * gradient.flatten(1).pow(2).sum(1).mean()
+        return LossParts(classification + self.lam * gradient_norm, classification, gradient_norm)
+
+
+class ScoreMatching(Regularizer):
+    """Regularized score matching (Srinivas & Fleuret 2021), with h the Hessian-trace estimate of f_y:
+
+        L = L_C + lam * mean_i [ h(x_i) + 0.5 ||grad_x f_y(x_i)||^2 + mu h(x_i)^2 ]
+
+    Meant for Softplus(beta=10) networks (a ReLU network has a zero Hessian almost everywhere).
+    """
+
+    name = "score_matching"
+    description = "Align the logit gradient with the data score (score matching)."
+    recommended_activation = "softplus"
+    params = (
+        _lam(1e-3, "weight of the score-matching term (paper: 1e-3)"),
+        Param("mu", float, 1e-3, "weight of the stability term h^2 (paper: 1e-3)", low=0.0, high=1e3, log=True),
+        Param("sigma", float, 1e-2, "std of the noise of the Hessian-trace estimate (code: 0.01)", low=1e-6, high=1.0, log=True),
+        Param("samples", int, 1, "noise samples per image for the Hessian-trace estimate", low=1, high=64),
+    )
+
+    def loss(self, model: nn.Module, forward: Forward, y: torch.Tensor) -> LossParts:
+        selected, gradient = forward.logit_gradient(y)
+        trace = hessian_trace_estimate(model, forward.inputs, y, selected, self.sigma, self.samples)
+        gradient_norm = 0.5 * gradient.flatten(1).pow(2).sum(1)
+        classification = forward.losses.mean()
+        regularization = (trace + gradient_norm + self.mu * trace.pow(2)).mean()
+        extras = {"hessian_trace": trace.detach().mean(), "gradient_norm": gradient_norm.detach().mean()}
+        return LossParts(classification + self.lam * regularization, classification, regularization, extras=extras)
+
+
+class AntiScoreMatching(Regularizer):
+    """Anti-score-matching (Srinivas & Fleuret 2021): L = L_C + lam * ( - mean_i min(h(x_i), tau) ).
+
+    Increases the Hessian trace up to ``tau``, which should make gradients less interpretable (a negative control).
+    """
+
+    name = "anti_score_matching"
+    description = "Push the Hessian trace up (a negative control for gradient interpretability)."
+    recommended_activation = "softplus"
+    params = (
+        _lam(1e-4, "weight of the anti-score-matching term (paper: 1e-4)"),
+        Param("tau", float, 1e3, "clamp of the Hessian-trace estimate (paper: 1000; code: 1e4)", low=0.0, high=1e8, log=True),
+        Param("sigma", float, 1e-3, "std of the noise of the Hessian-trace estimate (code: 0.001)", low=1e-6, high=1.0, log=True),
+        Param("samples", int, 1, "noise samples per image for the Hessian-trace estimate", low=1, high=64),
+    )
+
+    def loss(self, model: nn.Module, forward: Forward, y: torch.Tensor) -> LossParts:
+        selected = select_logits(forward.logits, y)
+        trace = hessian_trace_estimate(model, forward.inputs, y, selected, self.sigma, self.samples)
+        classification = forward.losses.mean()
+        regularization = -trace.clamp(max=self.tau).mean()
+        extras = {"hessian_trace": trace.detach().mean()}
+        return LossParts(classification + self.lam * regularization, classification, regularization, extras=extras)
+
+
+REGULARIZERS: dict[str, type[Regularizer]] = {
+    cls.name: cls for cls in (NoRegularizer, GuidedAlignment, ScoreMatching, AntiScoreMatching, GradientNorm)
+}
+
+
+def build_regularizer(name: str, **params: object) -> Regularizer:
+    """The regularizer ``name`` (``none``, ``guided``, ``score_matching``, ``anti_score_matching``, ``gradient_norm``)."""
+    if name not in REGULARIZERS:
+        raise ConfigError(f"unknown regularizer {name!r}; choose one of {', '.join(REGULARIZERS)}")
+    return REGULARIZERS[name](**params)

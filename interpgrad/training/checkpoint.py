@@ -1,0 +1,233 @@
+"""Checkpoints: weights in safetensors, metadata as JSON (inside the safetensors header and in a file beside it).
+
+Loading never unpickles anything: a pickle or ``torch.save`` file is refused before a byte of it is interpreted, and a
+safetensors file holds only raw tensors. Writes are atomic (temporary file, fsync, rename), so a process killed at any
+moment leaves either the previous checkpoint or the new one, never half of one.
+
+The metadata inside the safetensors header is authoritative (a lone ``.safetensors`` upload is self-contained); the
+JSON beside it is a copy for people and tools. Layout of the metadata::
+
+    {"format": "interpgrad-checkpoint", "format_version": 1, "interpgrad_version": ...,
+     "model": {arch, num_classes, width, image_size, activation, softplus_beta},
+     "data": {name, num_classes, class_names, image_size, mean, std, augment, root},
+     "training": {...}, "regularizer": {"name": ..., "params": {...}}, "metrics": {...}, ...}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+
+from ..errors import CheckpointError, InterpgradError
+from ..models import ModelConfig, build_model
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "LoadedCheckpoint",
+    "atomic_write_bytes",
+    "checkpoint_path",
+    "load_checkpoint",
+    "read_checkpoint_metadata",
+    "save_checkpoint",
+    "unwrap_model",
+]
+
+FORMAT = "interpgrad-checkpoint"
+FORMAT_VERSION = 1
+CHECKPOINT_NAME = "model.safetensors"
+_HEADER_KEY = "interpgrad"
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+class LoadedCheckpoint(NamedTuple):
+    """``model`` (in eval mode) and its ``metadata``; unpacks as ``model, metadata = load_checkpoint(path)``."""
+
+    model: nn.Module
+    metadata: dict[str, Any]
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside DistributedDataParallel / DataParallel / torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return value
+
+
+def checkpoint_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself, or ``path/model.safetensors`` when ``path`` is a run folder."""
+    path = Path(path)
+    return path / CHECKPOINT_NAME if path.is_dir() else path
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    config: ModelConfig | Mapping[str, Any],
+    *,
+    data: Any = None,
+    training: Mapping[str, Any] | None = None,
+    regularizer: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> Path:
+    """Save ``model``'s weights to ``path`` (a ``.safetensors`` file, or a folder that receives ``model.safetensors``)
+    with its metadata; the JSON copy goes beside it (``model.json``). Returns the weights path.
+
+    ``config`` rebuilds the architecture; ``data`` is a DataInfo (or dict) carrying class names and normalisation.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path / CHECKPOINT_NAME
+    config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(dict(config))
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "interpgrad_version": _version(),
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": config.to_dict(),
+        "data": _jsonable(data),
+        "training": dict(training or {}),
+        "regularizer": dict(regularizer or {}),
+        "metrics": dict(metrics or {}),
+        **{key: _jsonable(value) for key, value in extra.items()},
+    }
+    text = json.dumps(metadata, indent=2, sort_keys=False, default=str)
+    state = {key: value.detach().to("cpu").contiguous() for key, value in unwrap_model(model).state_dict().items()}
+    atomic_write_bytes(path, safetensors_bytes(state, metadata={_HEADER_KEY: text}))
+    atomic_write_bytes(path.with_suffix(".json"), (text + "\n").encode())
+    return path
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _check_safetensors_file(path: Path) -> None:
+    """Refuse anything that is not a safetensors file before parsing it (pickles included) with a readable reason."""
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    with path.open("rb") as file:
+        head = file.read(9)
+    size = path.stat().st_size
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        raise CheckpointError(
+            f"{path.name} is a pickle / torch.save file; interpgrad only loads safetensors checkpoints because "
+            "unpickling a file can run arbitrary code (convert it with safetensors.torch.save_file on a trusted machine)"
+        )
+    if len(head) < 9 or head[8:9] != b"{":
+        raise CheckpointError(f"{path.name} is not a safetensors file")
+    (header_size,) = struct.unpack("<Q", head[:8])
+    if header_size > min(_MAX_HEADER, size - 8):
+        raise CheckpointError(f"{path.name} is not a valid safetensors file (corrupt or truncated header)")
+
+
+def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata of a checkpoint without building its model (from the header, else from the JSON beside it)."""
+    path = checkpoint_path(path)
+    _check_safetensors_file(path)
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            header = file.metadata() or {}
+    except Exception as error:
+        raise CheckpointError(f"{path.name} is not a valid safetensors file: {error}") from None
+    text = header.get(_HEADER_KEY)
+    sidecar = path.with_suffix(".json")
+    if text is None and sidecar.is_file():
+        text = sidecar.read_text()
+    if text is None:
+        raise CheckpointError(f"{path.name} has no interpgrad metadata (and there is no {sidecar.name} beside it)")
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"the metadata of {path.name} is not valid JSON: {error}") from None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("model"), dict):
+        raise CheckpointError(f"the metadata of {path.name} does not describe a model (no 'model' section)")
+    return metadata
+
+
+def _describe_mismatch(model: nn.Module, state: Mapping[str, torch.Tensor], config: ModelConfig) -> str | None:
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    shapes = [
+        f"{key} is {list(state[key].shape)} in the file but {list(expected[key].shape)} in the model"
+        for key in expected
+        if key in state and state[key].shape != expected[key].shape
+    ]
+    if not (missing or unexpected or shapes):
+        return None
+    described = f"{config.arch} (width {config.width}, {config.num_classes} classes)"
+    problems = shapes[:3]
+    if missing:
+        problems.append(f"{len(missing)} tensors missing from the file (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} tensors the model does not have (e.g. {unexpected[0]})")
+    return f"weights do not match the architecture in the metadata, {described}: " + "; ".join(problems)
+
+
+def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Rebuild the model described by the checkpoint's metadata and load its weights; the model is in eval mode.
+
+    ``path`` is a ``.safetensors`` file or a run folder containing ``model.safetensors``. Every problem (not
+    safetensors, a pickle, no metadata, unknown architecture, missing or mis-shaped tensors) is a CheckpointError.
+    """
+    path = checkpoint_path(path)
+    metadata = read_checkpoint_metadata(path)
+    try:
+        config = ModelConfig.from_dict(metadata["model"])
+        model = build_model(config)
+    except InterpgradError as error:
+        raise CheckpointError(f"{path.name}: {error}") from None
+    except TypeError as error:
+        raise CheckpointError(f"{path.name}: invalid model metadata ({error})") from None
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as file:
+            state = {key: file.get_tensor(key) for key in file.keys()}
+    except Exception as error:
+        raise CheckpointError(f"cannot read the tensors of {path.name}: {error}") from None
+    mismatch = _describe_mismatch(model, state, config)
+    if mismatch:
+        raise CheckpointError(f"{path.name}: {mismatch}")
+    model.load_state_dict(state)
+    return LoadedCheckpoint(model.to(device).eval(), metadata)

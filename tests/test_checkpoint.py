@@ -1,0 +1,169 @@
+"""Checkpoints: round trip, metadata beside and inside, pickles refused without running them, clear mismatch errors,
+atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+import interpgrad
+from interpgrad import CheckpointError, ModelConfig, build_model, load_checkpoint, save_checkpoint
+from interpgrad.training import checkpoint as checkpoint_module
+from interpgrad.training import read_checkpoint_metadata
+
+CONFIG = ModelConfig("resnet18", num_classes=10, width=0.25)
+
+
+def _trained_like_model() -> torch.nn.Module:
+    model = build_model(CONFIG)
+    with torch.no_grad():
+        for buffer_name, buffer in model.named_buffers():
+            if "running_mean" in buffer_name:
+                buffer.uniform_(-1, 1)
+    return model.eval()
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    model = _trained_like_model()
+    data = {"name": "shapes", "class_names": [f"c{i}" for i in range(10)], "mean": [0.5] * 3, "std": [0.25] * 3}
+    path = save_checkpoint(tmp_path / "run", model, CONFIG, data=data, metrics={"val_accuracy": 0.9},
+                           regularizer={"name": "guided", "params": {"lam": 7.5e-3}})
+    assert path == tmp_path / "run" / "model.safetensors"
+    loaded, metadata = load_checkpoint(tmp_path / "run")
+    assert not loaded.training
+    x = torch.randn(3, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    assert metadata["model"] == CONFIG.to_dict()
+    assert metadata["data"] == data and metadata["metrics"] == {"val_accuracy": 0.9}
+    assert metadata["interpgrad_version"] == interpgrad.__version__
+    beside = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert beside == metadata
+    # A lone .safetensors (as an upload would be) carries its own metadata.
+    (tmp_path / "run" / "model.json").unlink()
+    assert load_checkpoint(path).metadata == metadata
+
+
+def test_metadata_from_the_json_beside_when_the_header_has_none(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    model = _trained_like_model()
+    save_file(model.state_dict(), str(tmp_path / "plain.safetensors"))
+    with pytest.raises(CheckpointError, match="no interpgrad metadata"):
+        load_checkpoint(tmp_path / "plain.safetensors")
+    (tmp_path / "plain.json").write_text(json.dumps({"model": CONFIG.to_dict()}))
+    loaded, _ = load_checkpoint(tmp_path / "plain.safetensors")
+    x = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model(x))
+
+
+class _Payload:
+    """Unpickling this runs code: it creates the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "evil.pt", "evil.pkl"])
+def test_malicious_pickle_is_refused_without_running(tmp_path: Path, name: str) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / name
+    path.write_bytes(pickle.dumps({"state_dict": _Payload(marker)}))
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    # The same payload inside a torch.save zip archive is refused too.
+    torch.save({"x": _Payload(marker)}, path)
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_shape_mismatch_names_the_mismatch(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "a.safetensors", _trained_like_model(), CONFIG)
+    metadata = read_checkpoint_metadata(path)
+    wrong = {**metadata, "model": {**metadata["model"], "width": 0.5}}
+    path.with_suffix(".json").write_text(json.dumps(wrong))
+    _rewrite_header(path, wrong)
+    with pytest.raises(CheckpointError, match=r"width 0\.5.*conv1\.weight is \[16, 3, 3, 3\] in the file but \[32, 3, 3, 3\]"):
+        load_checkpoint(path)
+
+
+def test_other_architecture_and_class_count_are_clear_errors(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "a.safetensors", _trained_like_model(), CONFIG)
+    metadata = read_checkpoint_metadata(path)
+    _rewrite_header(path, {**metadata, "model": {**metadata["model"], "arch": "mobilenet_v2"}})
+    with pytest.raises(CheckpointError, match="mobilenet_v2.*tensors missing"):
+        load_checkpoint(path)
+    _rewrite_header(path, {**metadata, "model": {**metadata["model"], "num_classes": 100}})
+    with pytest.raises(CheckpointError, match=r"fc\.weight is \[10, 128\] in the file but \[100, 128\]"):
+        load_checkpoint(path)
+    _rewrite_header(path, {**metadata, "model": {**metadata["model"], "arch": "resnet1000"}})
+    with pytest.raises(CheckpointError, match="unknown architecture 'resnet1000'"):
+        load_checkpoint(path)
+
+
+def _rewrite_header(path: Path, metadata: dict) -> None:
+    from safetensors.torch import load_file, save_file
+
+    save_file(load_file(str(path)), str(path), metadata={"interpgrad": json.dumps(metadata)})
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not a safetensors file"),
+        (b"hello, this is a text file that claims to be a checkpoint", "not a safetensors file"),
+        (b"\xff" * 8 + b"{" + b"x" * 10, "corrupt or truncated"),
+    ],
+)
+def test_garbage_files_are_clear_errors(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "a.safetensors", _trained_like_model(), CONFIG)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+def test_missing_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "nothing.safetensors")
+
+
+def test_interrupted_write_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _trained_like_model()
+    path = save_checkpoint(tmp_path / "run", first, CONFIG, metrics={"epoch": 1})
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(checkpoint_module.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "run", build_model(CONFIG), CONFIG, metrics={"epoch": 2})
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["model.json", "model.safetensors"]
+    assert load_checkpoint(path).metadata["metrics"] == {"epoch": 1}
+
+
+def test_ddp_style_wrappers_are_unwrapped(tmp_path: Path) -> None:
+    model = _trained_like_model()
+    wrapper = torch.nn.Module()
+    wrapper.module = model
+    path = save_checkpoint(tmp_path / "w.safetensors", wrapper, CONFIG)
+    loaded, _ = load_checkpoint(path)
+    assert set(loaded.state_dict()) == set(model.state_dict())
