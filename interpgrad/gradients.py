@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from .batchnorm import batch_norm_train, is_training_batch_norm
 from .errors import ConfigError
 from .modelstate import preserved_model_state
 
@@ -88,12 +89,15 @@ class BackwardRules:
 
 
 class _RectifierMode(TorchFunctionMode):
-    def __init__(self, rules: BackwardRules) -> None:
+    def __init__(self, rules: BackwardRules, cheap_batch_norm_double_backward: bool) -> None:
         super().__init__()
         self.rules = rules
+        self.batch_norm = cheap_batch_norm_double_backward
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
+        if self.batch_norm and is_training_batch_norm(func, args, kwargs):
+            return batch_norm_train(*args, **kwargs)
         output = func(*args, **kwargs)
         if isinstance(output, torch.Tensor) and output.requires_grad and _is_rectifier_call(func, args, kwargs):
             output.register_hook(self.rules.hook)
@@ -102,14 +106,16 @@ class _RectifierMode(TorchFunctionMode):
 
 
 @contextmanager
-def rectifier_hooks() -> Iterator[BackwardRules]:
+def rectifier_hooks(cheap_batch_norm_double_backward: bool = False) -> Iterator[BackwardRules]:
     """Hook every rectifier output of the forward passes run inside the block; returns their rule switch.
 
     The hooks live on the graph's tensors (freed with the graph), not on modules. Thread-local: concurrent threads
-    (e.g. two app sessions) do not see each other's hooks.
+    (e.g. two app sessions) do not see each other's hooks. With ``cheap_batch_norm_double_backward``, training-mode
+    batch norms inside the block use ``interpgrad.batchnorm`` (same values and derivatives, faster to differentiate
+    twice), for losses that differentiate an input gradient.
     """
     rules = BackwardRules()
-    with _RectifierMode(rules):
+    with _RectifierMode(rules, cheap_batch_norm_double_backward):
         yield rules
 
 

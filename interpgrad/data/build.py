@@ -1,0 +1,85 @@
+"""build_datasets: the one entry point that turns a dataset name and options into (train, val, DataInfo)."""
+
+from __future__ import annotations
+
+import os
+from typing import Union
+
+from ..errors import DataError
+from .cifar import CIFAR_NAMES, CIFAR_SIZE, CIFARDataset, cifar_layout, download_cifar
+from .folder import ImageFolderDataset
+from .info import DataInfo
+from .shapes import ShapesDataset
+
+__all__ = ["DATASETS", "AnyDataset", "build_datasets", "canonical_dataset_name"]
+
+DATASETS: tuple[str, ...] = ("shapes", "cifar10", "cifar100", "imagefolder")
+AnyDataset = Union[ShapesDataset, CIFARDataset, ImageFolderDataset]
+PathLike = Union[str, os.PathLike]
+
+
+def canonical_dataset_name(name: str) -> str:
+    """``name`` as one of DATASETS (case, '-' and '_' ignored: "CIFAR-10" -> "cifar10"), or a DataError listing them."""
+    key = str(name).strip().lower().replace("-", "").replace("_", "")
+    if key not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+    return key
+
+
+def _need_root(root: PathLike | None, what: str) -> PathLike:
+    """``root``, or a DataError saying that ``what`` needs a data root."""
+    if root is None:
+        raise DataError(f"{what} needs a data root: pass --data-root")
+    return root
+
+
+def _build_cifar(
+    name: str, root: PathLike | None, image_size: int | None, seed: int,
+    n_train: int | None, n_val: int | None, normalize: bool, download: bool,
+) -> tuple[CIFARDataset, CIFARDataset]:
+    """CIFAR train split and, as validation, the official test split."""
+    layout = cifar_layout(name)
+    if image_size not in (None, CIFAR_SIZE):
+        raise DataError(
+            f"{layout.title} images are {CIFAR_SIZE}x{CIFAR_SIZE}; image_size={image_size} is not supported"
+        )
+    root = _need_root(root, f"{layout.title} (the folder that contains {layout.folder})")
+    if download:
+        download_cifar(root, name)
+    train = CIFARDataset(root, name, train=True, normalize=normalize, n=n_train, seed=seed)
+    val = CIFARDataset(root, name, train=False, normalize=normalize, n=n_val, seed=seed)
+    return train, val
+
+
+def build_datasets(
+    name: str,
+    *,
+    root: PathLike | None = None,
+    image_size: int | None = None,
+    seed: int = 0,
+    n_train: int | None = None,
+    n_val: int | None = None,
+    normalize: bool = True,
+    cache_dir: PathLike | None = None,
+    download: bool = False,
+) -> tuple[AnyDataset, AnyDataset, DataInfo]:
+    """(train dataset, val dataset, DataInfo) for ``name`` in DATASETS.
+
+    shapes: splits "train"/"val" (default 10,000 / 2,000 images, size 32, cached in ``cache_dir`` when given).
+    cifar10/cifar100: read from ``root`` (fetched first only when ``download``); val is the official test set; the size
+    is always 32. imagefolder: ``root`` with class subfolders (size 64 by default). ``n_train`` / ``n_val`` limit the
+    splits (for CIFAR and image folders: the first n of a shuffle by ``seed``).
+    """
+    key = canonical_dataset_name(name)
+    if key == "shapes":
+        size = 32 if image_size is None else image_size
+        train = ShapesDataset("train", n_train, size, seed, normalize, cache_dir)
+        val = ShapesDataset("val", n_val, size, seed, normalize, cache_dir)
+    elif key in CIFAR_NAMES:
+        train, val = _build_cifar(key, root, image_size, seed, n_train, n_val, normalize, download)
+    else:
+        folder = _need_root(root, "imagefolder (a folder of class subfolders)")
+        size = 64 if image_size is None else image_size
+        train = ImageFolderDataset(folder, size, "train", seed=seed, normalize=normalize, n=n_train)
+        val = ImageFolderDataset(folder, size, "val", seed=seed, normalize=normalize, n=n_val)
+    return train, val, train.info
