@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .batchnorm import batch_norm_train, is_training_batch_norm
+from .double_backprop import replacement_for
 from .errors import ConfigError
 from .modelstate import preserved_model_state
 
@@ -71,6 +71,7 @@ class BackwardRules:
 
     def __init__(self) -> None:
         self.rule = "standard"
+        self.inputs_only = False  # backward passes only need gradients w.r.t. inputs (no parameter gradients)
         self.count = 0  # rectifier outputs hooked during the forward pass
 
     @contextmanager
@@ -83,21 +84,33 @@ class BackwardRules:
         finally:
             self.rule = previous
 
+    @contextmanager
+    def input_gradients_only(self) -> Iterator[None]:
+        """Backward passes inside this block are ``autograd.grad`` calls w.r.t. inputs: parameter gradients are
+        skipped by the double-backprop operations (``cheap_double_backward``)."""
+        previous, self.inputs_only = self.inputs_only, True
+        try:
+            yield
+        finally:
+            self.inputs_only = previous
+
     def hook(self, grad: torch.Tensor) -> torch.Tensor | None:
         """Tensor hook on a rectifier output: clamp the incoming gradient at 0 under the guided rule."""
         return grad.clamp(min=0) if self.rule == "guided" else None
 
 
 class _RectifierMode(TorchFunctionMode):
-    def __init__(self, rules: BackwardRules, cheap_batch_norm_double_backward: bool) -> None:
+    def __init__(self, rules: BackwardRules, cheap_double_backward: bool) -> None:
         super().__init__()
         self.rules = rules
-        self.batch_norm = cheap_batch_norm_double_backward
+        self.cheap_double_backward = cheap_double_backward
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
-        if self.batch_norm and is_training_batch_norm(func, args, kwargs):
-            return batch_norm_train(*args, **kwargs)
+        if self.cheap_double_backward:
+            replacement = replacement_for(func, args, kwargs, self.rules)
+            if replacement is not None:
+                return replacement()
         output = func(*args, **kwargs)
         if isinstance(output, torch.Tensor) and output.requires_grad and _is_rectifier_call(func, args, kwargs):
             output.register_hook(self.rules.hook)
@@ -106,16 +119,16 @@ class _RectifierMode(TorchFunctionMode):
 
 
 @contextmanager
-def rectifier_hooks(cheap_batch_norm_double_backward: bool = False) -> Iterator[BackwardRules]:
+def rectifier_hooks(cheap_double_backward: bool = False) -> Iterator[BackwardRules]:
     """Hook every rectifier output of the forward passes run inside the block; returns their rule switch.
 
     The hooks live on the graph's tensors (freed with the graph), not on modules. Thread-local: concurrent threads
-    (e.g. two app sessions) do not see each other's hooks. With ``cheap_batch_norm_double_backward``, training-mode
-    batch norms inside the block use ``interpgrad.batchnorm`` (same values and derivatives, faster to differentiate
-    twice), for losses that differentiate an input gradient.
+    (e.g. two app sessions) do not see each other's hooks. With ``cheap_double_backward``, 2-D convolutions and
+    training-mode batch norms inside the block use ``interpgrad.double_backprop`` (same values and derivatives,
+    faster to differentiate twice), for losses that differentiate an input gradient.
     """
     rules = BackwardRules()
-    with _RectifierMode(rules, cheap_batch_norm_double_backward):
+    with _RectifierMode(rules, cheap_double_backward):
         yield rules
 
 

@@ -149,9 +149,10 @@ class Forward:
         The guided gradient is detached (the teacher); the standard one keeps its graph when ``differentiable``.
         The forward graph is kept for the caller's final backward pass.
         """
-        with self.rules.use("guided"):
-            (guided,) = torch.autograd.grad(self.losses.sum(), self.inputs, retain_graph=True)
-        (standard,) = torch.autograd.grad(self.losses.sum(), self.inputs, create_graph=differentiable, retain_graph=True)
+        with self.rules.input_gradients_only():
+            with self.rules.use("guided"):
+                (guided,) = torch.autograd.grad(self.losses.sum(), self.inputs, retain_graph=True)
+            (standard,) = torch.autograd.grad(self.losses.sum(), self.inputs, create_graph=differentiable, retain_graph=True)
         return standard, guided
 
     def alignment(self) -> torch.Tensor:
@@ -162,14 +163,16 @@ class Forward:
     def logit_gradient(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(f_y per row, d f_y / dx with its graph)."""
         selected = select_logits(self.logits, y)
-        (gradient,) = torch.autograd.grad(selected.sum(), self.inputs, create_graph=True)
+        with self.rules.input_gradients_only():
+            (gradient,) = torch.autograd.grad(selected.sum(), self.inputs, create_graph=True)
         return selected, gradient
 
 
-def run_forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Forward:
-    """The model on ``x`` (a detached copy that requires grad), with its rectifiers hooked for both backward rules."""
+def run_forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cheap_double_backward: bool = True) -> Forward:
+    """The model on ``x`` (a detached copy that requires grad), with its rectifiers hooked for both backward rules and,
+    with ``cheap_double_backward``, convolutions and batch norms that are cheaper to differentiate twice."""
     inputs = x.detach().requires_grad_(True)
-    with rectifier_hooks(cheap_batch_norm_double_backward=True) as rules:
+    with rectifier_hooks(cheap_double_backward=cheap_double_backward) as rules:
         logits = model(inputs)
     return Forward(inputs, logits, F.cross_entropy(logits, y, reduction="none"), rules)
 
@@ -204,6 +207,7 @@ class Regularizer(ABC):
     description: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
     recommended_activation: ClassVar[str] = "relu"
+    cheap_double_backward: bool = True  # interpgrad.double_backprop (False: PyTorch's own, for comparison)
 
     def __init__(self, **params: object) -> None:
         self.config = resolve_params(self.params, params, owner=self.name)
@@ -213,7 +217,7 @@ class Regularizer(ABC):
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, measure_alignment: bool = False) -> LossParts:
         """The loss on batch (x, y). With ``measure_alignment`` the standard/guided cosine is also measured when the
         regularizer does not compute it anyway: two extra backward passes over the same forward pass."""
-        forward = run_forward(model, x, y)
+        forward = run_forward(model, x, y, self.cheap_double_backward)
         parts = self.loss(model, forward, y)
         if parts.alignment is None and measure_alignment:
             parts.alignment = forward.alignment()
