@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import interpgrad  # noqa: E402
 from interpgrad.regularizers import REGULARIZERS  # noqa: E402
+from interpgrad.runtime import keep_freed_memory  # noqa: E402
 
 VARIANTS = {
     "plain": ("none", {}),
@@ -60,12 +61,15 @@ class Step:
         torch.manual_seed(0)
         self.model = interpgrad.build_model(args.arch, num_classes=10, width=args.width, activation=activation)
         self.model.to(device).train()
+        memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+        self.model.to(memory_format=memory_format)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-3, momentum=0.9)
         self.regularizer = interpgrad.build_regularizer(name, **params)
         # The same loss through PyTorch's own double backward, to show what interpgrad.double_backprop saves.
         self.regularizer.cheap_double_backward = variant != "guided_torch_double_backward"
         generator = torch.Generator().manual_seed(1)
         self.x = torch.randn(args.batch, 3, args.image_size, args.image_size, generator=generator).to(device)
+        self.x = self.x.contiguous(memory_format=memory_format)
         self.y = torch.randint(0, 10, (args.batch,), generator=generator).to(device)
         self.device = device
 
@@ -110,7 +114,7 @@ def _status_mib(field: str) -> float:
 
 def memory_in_subprocess(variant: str, argv: list[str]) -> float:
     environment = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "0", "MALLOC_MMAP_THRESHOLD_": "65536"}
-    command = [sys.executable, __file__, *argv, "--memory-of", variant]
+    command = [sys.executable, __file__, *argv, "--no-keep-freed-memory", "--memory-of", variant]
     output = subprocess.run(command, capture_output=True, text=True, check=True, env=environment).stdout
     return float(json.loads(output.strip().splitlines()[-1])["peak_mib"])
 
@@ -127,11 +131,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                        help="channels-last memory format for model and batch (the trainer's default)")
+    parser.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
+                        help="glibc keeps freed memory for reuse (the trainer's setting on a CPU)")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.keep_freed_memory and _device(args.device).type == "cpu":
+        keep_freed_memory()
     if args.memory_of:
         print(json.dumps({"peak_mib": measure_memory(args.memory_of, args)}))
         return
@@ -152,7 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     memory = {} if args.no_memory else {variant: memory_in_subprocess(variant, forwarded) for variant in variants}
 
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{args.arch} width {args.width}, batch {args.batch}, {args.image_size}x{args.image_size}, {device_name}, "
+    layout = "channels-last" if args.channels_last else "NCHW"
+    if args.keep_freed_memory and device.type == "cpu":
+        layout += ", malloc keeps freed memory"
+    print(f"{args.arch} width {args.width}, batch {args.batch}, {args.image_size}x{args.image_size}, {layout}, {device_name}, "
           f"torch {torch.__version__}, median of {args.steps} interleaved steps")
     plain_time = statistics.median(times["plain"])
     print(f"{'variant':<22}{'step ms':>10}{'time ratio':>12}{'peak MiB':>10}{'memory ratio':>14}")

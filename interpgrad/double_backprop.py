@@ -37,6 +37,12 @@ import torch.nn.functional as F
 __all__ = ["replacement_for"]
 
 
+# Overloads resolved once (calling ``torch.ops.aten.name`` resolves the overload on every call).
+_BATCH_NORM_BACKWARD = torch.ops.aten.native_batch_norm_backward.default
+_CONVOLUTION_BACKWARD = torch.ops.aten.convolution_backward.default
+_THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.default
+
+
 def _channel_shape(x: torch.Tensor) -> list[int]:
     return [1, -1] + [1] * (x.dim() - 2)
 
@@ -45,7 +51,7 @@ def _native_backward(
     g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor, mask: list[bool]
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """PyTorch's fused batch-norm backward: (gamma r P(g), sum(g x^), sum(g)) in one pass over g and x."""
-    return torch.ops.aten.native_batch_norm_backward(g, x, weight, None, None, mean, invstd, True, 0.0, mask)
+    return _BATCH_NORM_BACKWARD(g, x, weight, None, None, mean, invstd, True, 0.0, mask)
 
 
 def _channel_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -191,9 +197,7 @@ class _ConvolutionGradients(torch.autograd.Function):
 
 def _convolution_backward(g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, params: tuple, mask: list[bool]) -> tuple:
     stride, padding, dilation, groups = params
-    return torch.ops.aten.convolution_backward(
-        g, x, weight, [weight.shape[0]], stride, padding, dilation, False, [0, 0], groups, mask
-    )
+    return _CONVOLUTION_BACKWARD(g, x, weight, [weight.shape[0]], stride, padding, dilation, False, [0, 0], groups, mask)
 
 
 class _Convolution(torch.autograd.Function):
@@ -218,6 +222,51 @@ class _Convolution(torch.autograd.Function):
             grads = _convolution_backward(g, x, weight, ctx.params, needs)
         return (*grads, None, None)
 
+
+class _Rectifier(torch.autograd.Function):
+    """ReLU whose backward applies the scope's rule (standard, or guided: ``1[u > 0] max(dv, 0)``) and, under
+    ``create_graph``, differentiates as ``threshold_backward`` with a constant mask (PyTorch's own double backward
+    also sends a zero tensor towards the ReLU output, which costs a fill and an add per layer)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, scope: Any, inplace: bool) -> torch.Tensor:
+        if inplace:
+            ctx.mark_dirty(x)
+            output = x.relu_()
+        else:
+            output = torch.relu(x)
+        ctx.save_for_backward(output)
+        ctx.scope = scope
+        return output
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (output,) = ctx.saved_tensors
+        guided = ctx.scope.rule == "guided"  # 1[u > 0] max(dv, 0)
+        if torch.is_grad_enabled():
+            grad = _RectifierGradient.apply(g, output)
+            return (grad.clamp(min=0) if guided else grad), None, None
+        grad = _THRESHOLD_BACKWARD(g, output, 0)
+        return (grad.clamp_(min=0) if guided else grad), None, None  # in place on the fresh result
+
+
+class _RectifierGradient(torch.autograd.Function):
+    """``1[output > 0] g`` as a function of g alone."""
+
+    @staticmethod
+    def forward(ctx: Any, g: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(output)
+        return _THRESHOLD_BACKWARD(g, output, 0)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, q: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (output,) = ctx.saved_tensors
+        return _THRESHOLD_BACKWARD(q, output, 0), None
+
+
+# ReLU calls -> whether they work in place.
+_RELU_CALLS: dict[Any, bool | None] = {F.relu: None, torch.relu: False, torch.Tensor.relu: False, torch.relu_: True, torch.Tensor.relu_: True}
 
 _BATCH_NORM_ARGUMENTS = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
 _BATCH_NORM_DEFAULTS = {"running_mean": None, "running_var": None, "weight": None, "bias": None, "training": False, "momentum": 0.1, "eps": 1e-5}
@@ -247,7 +296,8 @@ def _convolution(scope: Any, bound: dict[str, Any]) -> torch.Tensor:
 
 def replacement_for(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], scope: Any) -> Callable[[], torch.Tensor] | None:
     """A call computing ``func(*args, **kwargs)`` with the cheaper double backward, or None when ``func`` is not a
-    2-D convolution or an affine training-mode batch norm (or grad mode is off, or the call is unusual)."""
+    2-D convolution, an affine training-mode batch norm or a ReLU (or grad mode is off, or the call is unusual).
+    ReLUs replaced this way apply ``scope.hook`` (the backward rule) themselves."""
     if not torch.is_grad_enabled():
         return None
     if func is F.batch_norm:
@@ -258,4 +308,9 @@ def replacement_for(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], sc
         bound = _bind(_CONV_ARGUMENTS, _CONV_DEFAULTS, args, kwargs)
         if not isinstance(bound["padding"], str) and bound["input"].dim() == 4:
             return lambda: _convolution(scope, bound)
+    elif func in _RELU_CALLS and args and isinstance(args[0], torch.Tensor) and args[0].requires_grad:
+        inplace = _RELU_CALLS[func]
+        if inplace is None:
+            inplace = bool(kwargs.get("inplace", args[1] if len(args) > 1 else False))
+        return lambda: _Rectifier.apply(args[0], scope, inplace)
     return None

@@ -107,12 +107,13 @@ class _RectifierMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
-        if self.cheap_double_backward:
-            replacement = replacement_for(func, args, kwargs, self.rules)
-            if replacement is not None:
-                return replacement()
+        rectifier = _is_rectifier_call(func, args, kwargs)
+        replacement = replacement_for(func, args, kwargs, self.rules) if self.cheap_double_backward else None
+        if replacement is not None:  # it applies the backward rule itself
+            self.rules.count += rectifier
+            return replacement()
         output = func(*args, **kwargs)
-        if isinstance(output, torch.Tensor) and output.requires_grad and _is_rectifier_call(func, args, kwargs):
+        if rectifier and isinstance(output, torch.Tensor) and output.requires_grad:
             output.register_hook(self.rules.hook)
             self.rules.count += 1
         return output

@@ -168,10 +168,27 @@ class Forward:
         return selected, gradient
 
 
-def run_forward(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cheap_double_backward: bool = True) -> Forward:
-    """The model on ``x`` (a detached copy that requires grad), with its rectifiers hooked for both backward rules and,
-    with ``cheap_double_backward``, convolutions and batch norms that are cheaper to differentiate twice."""
+def run_forward(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cheap_double_backward: bool = True,
+    hooks: bool = True,
+    input_gradients: bool = True,
+) -> Forward:
+    """The model on ``x`` and the per-sample cross-entropies.
+
+    With ``input_gradients`` the model sees a detached copy of ``x`` that requires grad; with ``hooks`` its rectifiers
+    are hooked for both backward rules; with ``cheap_double_backward`` its convolutions, batch norms and ReLUs are
+    cheaper to differentiate twice. With none of them it is a plain training forward pass.
+    """
+    if not (input_gradients or hooks):
+        logits = model(x)
+        return Forward(x, logits, F.cross_entropy(logits, y, reduction="none"), BackwardRules())
     inputs = x.detach().requires_grad_(True)
+    if not (hooks or cheap_double_backward):
+        logits = model(inputs)
+        return Forward(inputs, logits, F.cross_entropy(logits, y, reduction="none"), BackwardRules())
     with rectifier_hooks(cheap_double_backward=cheap_double_backward) as rules:
         logits = model(inputs)
     return Forward(inputs, logits, F.cross_entropy(logits, y, reduction="none"), rules)
@@ -207,6 +224,8 @@ class Regularizer(ABC):
     description: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
     recommended_activation: ClassVar[str] = "relu"
+    differentiates_gradients: ClassVar[bool] = True  # the loss differentiates an input gradient (double backprop)
+    uses_guided_gradient: ClassVar[bool] = False  # the loss needs the rectifier hooks of the guided rule
     cheap_double_backward: bool = True  # interpgrad.double_backprop (False: PyTorch's own, for comparison)
 
     def __init__(self, **params: object) -> None:
@@ -217,7 +236,9 @@ class Regularizer(ABC):
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, measure_alignment: bool = False) -> LossParts:
         """The loss on batch (x, y). With ``measure_alignment`` the standard/guided cosine is also measured when the
         regularizer does not compute it anyway: two extra backward passes over the same forward pass."""
-        forward = run_forward(model, x, y, self.cheap_double_backward)
+        hooks = measure_alignment or self.uses_guided_gradient
+        cheap = self.differentiates_gradients and self.cheap_double_backward
+        forward = run_forward(model, x, y, cheap, hooks, input_gradients=self.differentiates_gradients)
         parts = self.loss(model, forward, y)
         if parts.alignment is None and measure_alignment:
             parts.alignment = forward.alignment()
@@ -241,6 +262,7 @@ class NoRegularizer(Regularizer):
 
     name = "none"
     description = "Baseline: cross-entropy only."
+    differentiates_gradients = False
 
     def loss(self, model: nn.Module, forward: Forward, y: torch.Tensor) -> LossParts:
         classification = forward.losses.mean()
@@ -258,6 +280,7 @@ class GuidedAlignment(Regularizer):
 
     name = "guided"
     description = "Align the standard input gradient with the guided-backpropagation gradient."
+    uses_guided_gradient = True
     params = (
         _lam(7.5e-3, "weight of the alignment term (paper: 7.5e-3 with the cosine error)"),
         Param("error", str, "cosine", "error function E(standard, guided)", choices=tuple(ERROR_FUNCTIONS)),
@@ -334,6 +357,7 @@ class AntiScoreMatching(Regularizer):
     name = "anti_score_matching"
     description = "Push the Hessian trace up (a negative control for gradient interpretability)."
     recommended_activation = "softplus"
+    differentiates_gradients = False
     params = (
         _lam(1e-4, "weight of the anti-score-matching term (paper: 1e-4)"),
         Param("tau", float, 1e3, "clamp of the Hessian-trace estimate (paper: 1000; code: 1e4)", low=0.0, high=1e8, log=True),

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import interpgrad
 from interpgrad import double_backprop
 from interpgrad.gradients import rectifier_hooks
-from interpgrad.regularizers import REGULARIZERS, build_regularizer
+from interpgrad.regularizers import REGULARIZERS, build_regularizer, run_forward
 
 
 def _random(*shape: int, seed: int, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
@@ -139,3 +139,29 @@ def test_regularized_parameter_gradients_unchanged(arch: str, name: str) -> None
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10 * scale)
     for key, value in reference_state.items():  # running statistics updated the same way
         torch.testing.assert_close(our_state[key], value)
+
+
+@pytest.mark.parametrize("arch", ["torchvision.resnet18", "mobilenet_v2", "resnet18"])
+def test_standard_and_guided_gradients_unchanged(arch: str) -> None:
+    """In-place and reused ReLUs (torchvision), ReLU6 (MobileNet): both rules give the same input gradients."""
+    model = interpgrad.build_model(arch, num_classes=10, width=1.0 if "torchvision" in arch else 0.25).double().train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(3, 3, 32, 32, dtype=torch.float64)
+    y = torch.tensor([1, 2, 3])
+    results = []
+    for cheap in (True, False):
+        model.load_state_dict(state)
+        results.append(run_forward(model, x, y, cheap).loss_gradients(differentiable=False))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+    assert not torch.allclose(*results[0])  # guided differs from standard
+
+
+def test_inplace_relu_through_the_replacement() -> None:
+    x = torch.randn(2, 5, requires_grad=True)
+    with rectifier_hooks(cheap_double_backward=True) as rules:
+        hidden = x * 2
+        output = F.relu(hidden, inplace=True)
+    assert output is hidden and rules.count == 1
+    (gradient,) = torch.autograd.grad((output * torch.arange(5.0)).sum(), x)
+    torch.testing.assert_close(gradient, 2 * (x > 0) * torch.arange(5.0))
