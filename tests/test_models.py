@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from interpgrad import ConfigError, ModelConfig, ModelError, architectures, build_model, default_target_layer, get_layer
+from interpgrad.models import default_target_layer_for
 from interpgrad.models import imagenet_class_names, pretrained_weight_paths
 
 
@@ -65,6 +66,15 @@ def test_registry_lists_every_architecture_with_a_real_target_layer() -> None:
         model = build_model(name, num_classes=4)
         layer = get_layer(model, arch.target_layer)
         assert isinstance(layer, nn.Module) and arch.family in {"cifar", "imagenet"}
+
+
+def test_default_target_layer_of_a_built_model() -> None:
+    for name, arch in architectures().items():
+        assert default_target_layer_for(build_model(name, num_classes=3)) == arch.target_layer
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Flatten())
+    assert default_target_layer_for(plain) == "2"
+    with pytest.raises(ModelError, match="no Conv2d"):
+        default_target_layer_for(nn.Linear(2, 2))
 
 
 def test_unknown_names_are_clear_errors() -> None:

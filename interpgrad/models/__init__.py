@@ -11,6 +11,7 @@ from .registry import (
     architectures,
     build_model,
     default_target_layer,
+    default_target_layer_for,
     get_architecture,
     get_layer,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "build_model",
     "build_torchvision_model",
     "default_target_layer",
+    "default_target_layer_for",
     "get_architecture",
     "get_layer",
     "imagenet_class_names",

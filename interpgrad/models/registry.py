@@ -16,7 +16,16 @@ from .activations import ACTIVATIONS, replace_activations
 from .cifar import CifarMobileNetV2, CifarResNet18
 from .imagenet import build_torchvision_model
 
-__all__ = ["Architecture", "ModelConfig", "architectures", "get_architecture", "build_model", "get_layer", "default_target_layer"]
+__all__ = [
+    "Architecture",
+    "ModelConfig",
+    "architectures",
+    "build_model",
+    "default_target_layer",
+    "default_target_layer_for",
+    "get_architecture",
+    "get_layer",
+]
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,30 @@ def build_model(config: ModelConfig | str, pretrained: bool = False, **overrides
     arch = get_architecture(config.arch)
     model = arch.builder(config.num_classes, config.width, pretrained)
     return replace_activations(model, config.activation, config.softplus_beta)
+
+
+def default_target_layer_for(model: nn.Module) -> str:
+    """The dotted name of the default CAM layer of a built model: the registry's choice for interpgrad's and
+    torchvision's architectures, otherwise the last ``nn.Conv2d``."""
+    import torchvision
+
+    by_type: tuple[tuple[type[nn.Module], str], ...] = (
+        (CifarResNet18, "layer4"),
+        (CifarMobileNetV2, "features.18"),
+        (torchvision.models.ResNet, "layer4"),
+        (torchvision.models.MobileNetV2, "features.18"),
+    )
+    for model_type, layer in by_type:
+        if isinstance(model, model_type):
+            return layer
+    if isinstance(model, torchvision.models.VGG):  # the last rectifier of the feature extractor
+        names = [name for name, module in model.features.named_children() if isinstance(module, (nn.ReLU, nn.Softplus))]
+        if names:
+            return f"features.{names[-1]}"
+    convolutions = [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
+    if not convolutions:
+        raise ModelError("the model has no Conv2d layer; pass the target layer explicitly")
+    return convolutions[-1]
 
 
 def get_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:

@@ -1,0 +1,61 @@
+"""The command line: ``python -m interpgrad <command> ...``; each command is a thin layer over the library.
+
+Every command exits 0 on success and non-zero with a one-line reason on bad input (``interpgrad train: error: ...``);
+long work shows a progress bar. Commands live in their own modules and register through ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import NoReturn, Sequence
+
+from ..errors import InterpgradError
+
+__all__ = ["COMMANDS", "OneLineParser", "main"]
+
+# command name -> module (inside interpgrad.cli) defining ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``
+COMMANDS = {
+    "info": "info",
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (``prog: error: reason``) with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _command_module(name: str):  # type: ignore[no-untyped-def]
+    return importlib.import_module(f"{__name__}.{COMMANDS[name]}")
+
+
+def build_parser(commands: Sequence[str] | None = None) -> OneLineParser:
+    parser = OneLineParser(prog="interpgrad", description="Interpretable gradients: train, explain, evaluate.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for name in commands or COMMANDS:
+        module = _command_module(name)
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP, prog=f"interpgrad {name}")
+        module.add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    known = [name for name in COMMANDS if name in argv[:1]]
+    parser = build_parser(known or None)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(_command_module(args.command).run(args) or 0)
+    except InterpgradError as error:
+        print(f"interpgrad {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interpgrad {args.command}: interrupted", file=sys.stderr)
+        return 130
