@@ -9,8 +9,7 @@ The stable entry points::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .errors import CheckpointError, ConfigError, DataError, InterpgradError, ModelError
 from .gradients import RULES, input_gradient, rectifier_hooks
 from .models import ModelConfig, architectures, build_model, default_target_layer, get_layer

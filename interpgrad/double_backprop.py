@@ -296,9 +296,12 @@ def _convolution(scope: Any, bound: dict[str, Any]) -> torch.Tensor:
 
 def replacement_for(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], scope: Any) -> Callable[[], torch.Tensor] | None:
     """A call computing ``func(*args, **kwargs)`` with the cheaper double backward, or None when ``func`` is not a
-    2-D convolution, an affine training-mode batch norm or a ReLU (or grad mode is off, or the call is unusual).
+    2-D convolution, an affine training-mode batch norm or a ReLU (or grad mode is off, autocast is on, or the call
+    is unusual).
     ReLUs replaced this way apply ``scope.hook`` (the backward rule) themselves."""
-    if not torch.is_grad_enabled():
+    if not torch.is_grad_enabled() or not args or not isinstance(args[0], torch.Tensor):
+        return None
+    if torch.is_autocast_enabled(args[0].device.type):  # autocast casts inside native ops: keep PyTorch's path
         return None
     if func is F.batch_norm:
         bound = _bind(_BATCH_NORM_ARGUMENTS, _BATCH_NORM_DEFAULTS, args, kwargs)
@@ -308,7 +311,7 @@ def replacement_for(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], sc
         bound = _bind(_CONV_ARGUMENTS, _CONV_DEFAULTS, args, kwargs)
         if not isinstance(bound["padding"], str) and bound["input"].dim() == 4:
             return lambda: _convolution(scope, bound)
-    elif func in _RELU_CALLS and args and isinstance(args[0], torch.Tensor) and args[0].requires_grad:
+    elif func in _RELU_CALLS and args[0].requires_grad:
         inplace = _RELU_CALLS[func]
         if inplace is None:
             inplace = bool(kwargs.get("inplace", args[1] if len(args) > 1 else False))

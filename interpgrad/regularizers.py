@@ -22,6 +22,7 @@ from torch import nn
 
 from .errors import ConfigError
 from .gradients import BackwardRules, rectifier_hooks, select_logits
+from .models import unwrap_model
 from .params import Param, resolve_params
 
 __all__ = [
@@ -57,6 +58,7 @@ class LossParts:
     regularization: torch.Tensor
     alignment: torch.Tensor | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    logits: torch.Tensor | None = None  # of the batch, detached (for accuracy)
 
     def as_dict(self) -> dict[str, float]:
         """Plain floats for logging (one ``.item()`` per part)."""
@@ -209,11 +211,12 @@ def hessian_trace_estimate(
 
         h(x) = (2 / sigma^2) * E_{v ~ N(0, sigma^2 I)} [ f_y(x + v) - f_y(x) ]
 
-    ``selected`` is f_y(x) from the caller's forward pass; the ``samples`` noisy copies go through one batched forward.
+    ``selected`` is f_y(x) from the caller's forward pass; the ``samples`` noisy copies go through one batched forward
+    (of the module inside a DistributedDataParallel wrapper: its gradients still reach the same parameters).
     """
     noisy = inputs.repeat(samples, *([1] * (inputs.dim() - 1)))
     noisy = noisy + sigma * torch.randn_like(noisy)
-    noisy_selected = select_logits(model(noisy), y.repeat(samples)).view(samples, -1)
+    noisy_selected = select_logits(unwrap_model(model)(noisy), y.repeat(samples)).view(samples, -1)
     return (2.0 / sigma**2) * (noisy_selected - selected.unsqueeze(0)).mean(0)
 
 
@@ -242,6 +245,7 @@ class Regularizer(ABC):
         parts = self.loss(model, forward, y)
         if parts.alignment is None and measure_alignment:
             parts.alignment = forward.alignment()
+        parts.logits = forward.logits.detach()
         return parts
 
     @abstractmethod

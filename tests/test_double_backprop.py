@@ -96,6 +96,8 @@ def test_the_replacement_is_used_only_where_it_applies() -> None:
     assert double_backprop.replacement_for(F.batch_norm, eval_mode, {}, rules) is None
     with torch.no_grad():
         assert double_backprop.replacement_for(F.conv2d, (x, torch.randn(2, 3, 3, 3)), {}, rules) is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert double_backprop.replacement_for(F.conv2d, (x, torch.randn(2, 3, 3, 3)), {}, rules) is None
 
 
 def test_input_only_passes_compute_no_weight_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,3 +167,15 @@ def test_inplace_relu_through_the_replacement() -> None:
     assert output is hidden and rules.count == 1
     (gradient,) = torch.autograd.grad((output * torch.arange(5.0)).sum(), x)
     torch.testing.assert_close(gradient, 2 * (x > 0) * torch.arange(5.0))
+
+
+def test_regularizers_run_under_bf16_autocast() -> None:
+    model = interpgrad.build_model("resnet18", width=0.25).train()
+    x, y = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
+    for name in REGULARIZERS:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            parts = build_regularizer(name)(model, x, y)
+        parts.total.backward()
+        assert torch.isfinite(parts.total)
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        model.zero_grad()

@@ -17,6 +17,7 @@ __all__ = ["COMMANDS", "OneLineParser", "main"]
 
 # command name -> module (inside interpgrad.cli) defining ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``
 COMMANDS = {
+    "train": "train",
     "info": "info",
 }
 

@@ -14,6 +14,7 @@ from .registry import (
     default_target_layer_for,
     get_architecture,
     get_layer,
+    unwrap_model,
 )
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "imagenet_class_names",
     "pretrained_weight_paths",
     "replace_activations",
+    "unwrap_model",
 ]

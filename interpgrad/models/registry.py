@@ -25,6 +25,7 @@ __all__ = [
     "default_target_layer_for",
     "get_architecture",
     "get_layer",
+    "unwrap_model",
 ]
 
 
@@ -160,6 +161,15 @@ def default_target_layer_for(model: nn.Module) -> str:
     if not convolutions:
         raise ModelError("the model has no Conv2d layer; pass the target layer explicitly")
     return convolutions[-1]
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside DistributedDataParallel / DataParallel / torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
 
 
 def get_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:

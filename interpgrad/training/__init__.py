@@ -1,4 +1,4 @@
-"""Training: checkpoint I/O (and, with the trainer, configuration, runs and distributed training)."""
+"""Training: configuration, the trainer (CPU, GPU, torchrun), run folders, checkpoint I/O."""
 
 from __future__ import annotations
 
@@ -13,7 +13,19 @@ from .checkpoint import (
     unwrap_model,
 )
 
+from .config import PRESETS, TrainConfig, make_config
+from .run import RunDir, list_runs
+from .trainer import DivergenceError, Trainer, train
+
 __all__ = [
+    "DivergenceError",
+    "PRESETS",
+    "RunDir",
+    "TrainConfig",
+    "Trainer",
+    "list_runs",
+    "make_config",
+    "train",
     "CHECKPOINT_NAME",
     "LoadedCheckpoint",
     "atomic_write_bytes",

@@ -28,8 +28,9 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from .._version import __version__
 from ..errors import CheckpointError, InterpgradError
-from ..models import ModelConfig, build_model
+from ..models import ModelConfig, build_model, unwrap_model
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -56,21 +57,13 @@ class LoadedCheckpoint(NamedTuple):
     metadata: dict[str, Any]
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module inside DistributedDataParallel / DataParallel / torch.compile wrappers."""
-    while True:
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if not isinstance(inner, nn.Module):
-            return model
-        model = inner
-
-
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, fsync, then rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes it private; give it the usual permissions
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
@@ -84,6 +77,18 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would briefly change it for every thread)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
 
 
 def _jsonable(value: Any) -> Any:
@@ -121,7 +126,7 @@ def save_checkpoint(
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "interpgrad_version": _version(),
+        "interpgrad_version": __version__,
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": config.to_dict(),
         "data": _jsonable(data),
@@ -135,12 +140,6 @@ def save_checkpoint(
     atomic_write_bytes(path, safetensors_bytes(state, metadata={_HEADER_KEY: text}))
     atomic_write_bytes(path.with_suffix(".json"), (text + "\n").encode())
     return path
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
 
 
 def _check_safetensors_file(path: Path) -> None:

@@ -1,0 +1,475 @@
+"""The trainer: baseline and gradient-regularized training on a CPU, a GPU, or several GPUs/processes (torchrun).
+
+    from interpgrad.training import make_config, train
+    train(make_config({"out": "runs/demo", "arch": "resnet18", "width": 0.25, "regularizer": "guided", "epochs": 2}))
+
+What it guarantees:
+- Data order and augmentation are a function of (seed, epoch, step, shard): a run resumed from any saved point, or
+  split over K processes (DistributedDataParallel), sees exactly the batches an uninterrupted single-process run with
+  K gradient-accumulation steps sees.
+- A checkpoint and a resume state are written atomically at the end of every epoch; SIGKILL at any moment leaves
+  the last complete epoch; SIGTERM (or Ctrl-C) stops after the current step and saves a mid-epoch resume state.
+- A non-finite loss stops the run with the reason in ``status.json`` and on the terminal; the last good checkpoint
+  stays.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .._version import __version__
+from ..data import build_datasets, normalize
+from ..data.transforms import augmentation_from_names, to_float_images
+from ..errors import ConfigError, InterpgradError
+from ..models import ModelConfig, build_model, unwrap_model
+from ..regularizers import LossParts, Regularizer, build_regularizer, gradient_alignment
+from ..runtime import keep_freed_memory
+from .checkpoint import save_checkpoint
+from .config import TrainConfig
+from .distributed import DistributedContext, setup_distributed
+from .run import RunDir
+from .state import load_training_state, save_training_state
+
+__all__ = ["DivergenceError", "Trainer", "train"]
+
+_STATUS_INTERVAL_S = 2.0
+
+
+class DivergenceError(InterpgradError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class _Batches:
+    """The training split in memory as uint8 images (normalised and augmented batch by batch) and labels."""
+
+    images: torch.Tensor  # uint8 [N, H, W, 3]
+    labels: torch.Tensor  # int64 [N]
+
+
+def _load_images(dataset: Any, workers: int) -> torch.Tensor:
+    """All images of ``dataset`` as uint8 [N, H, W, 3]; image folders are decoded by ``workers`` processes."""
+    if workers > 0 and hasattr(dataset, "load_uint8") and getattr(dataset, "_images", None) is None:
+        loader = torch.utils.data.DataLoader(
+            range(len(dataset)), batch_size=64, num_workers=workers,
+            collate_fn=lambda indices: np.stack([dataset.load_uint8(i) for i in indices]),
+        )
+        return torch.from_numpy(np.concatenate(list(loader)))
+    return torch.from_numpy(np.array(dataset.images))  # a writable copy (cached arrays are read-only)
+
+
+def _seed_for(*parts: int) -> int:
+    """A 63-bit seed derived from integers (stable across processes and runs)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+class _StopRequest:
+    """SIGTERM / SIGINT set a flag; the loop stops after the current step and saves."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number: int, frame: Any) -> None:
+        if self.signal is not None:  # asked twice: stop now
+            raise KeyboardInterrupt
+        self.signal = number
+
+    def __exit__(self, *exc: Any) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+class Trainer:
+    """One training run (see the module docstring). ``progress``: a tqdm bar per epoch on the terminal."""
+
+    def __init__(self, config: TrainConfig, *, progress: bool = True, resume: bool = False,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.config = config.validated()
+        self.resume = resume
+        self.progress = progress
+        self.run_dir = RunDir(self.config.out)
+        self._log_function = log
+        self.distributed = DistributedContext()
+
+    # set-up -------------------------------------------------------------------------------------------------------
+
+    def _log(self, message: str) -> None:
+        if self.distributed.is_main:
+            (self._log_function or (lambda text: print(text, flush=True)))(message)
+
+    def _device(self) -> torch.device:
+        requested = self.config.device
+        if requested == "auto":
+            requested = "cuda" if torch.cuda.is_available() else "cpu"
+        device = torch.device(requested)
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ConfigError(f"--device {self.config.device}: no CUDA GPU is available; use --device cpu")
+            if self.distributed.enabled:
+                device = torch.device("cuda", self.distributed.local_rank)
+        elif device.type != "cpu":
+            raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {self.config.device!r}")
+        return device
+
+    def _check_run_folder(self) -> None:
+        if not self.config.out:
+            raise ConfigError("--out (the run folder) is required")
+        if self.run_dir.exists() and not self.resume:
+            raise ConfigError(
+                f"{self.run_dir.path} already holds a run; pass --resume to continue it or choose another --out"
+            )
+
+    def _setup(self) -> None:
+        config = self.config
+        wants_cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+        self.distributed = setup_distributed(wants_cuda)
+        self._check_run_folder()
+        self.device = self._device()
+        shards = self.distributed.world_size * config.grad_accumulation
+        if config.batch_size % shards:
+            raise ConfigError(
+                f"--batch-size {config.batch_size} must be divisible by processes x --grad-accumulation = {shards}"
+            )
+        self.micro_batch = config.batch_size // shards
+        if self.micro_batch < 2:
+            raise ConfigError(f"each process would train on batches of {self.micro_batch}; batch norm needs at least 2")
+        if self.device.type == "cpu":
+            keep_freed_memory()
+        torch.manual_seed(config.seed)
+
+        train_set, val_set, info = build_datasets(
+            config.dataset, root=config.data_root, image_size=config.image_size, seed=config.seed,
+            n_train=config.n_train, n_val=config.n_val, normalize=config.resolved_normalize, download=config.download,
+        )
+        self.info = info
+        self.train_data = _Batches(_load_images(train_set, config.workers), torch.tensor(train_set.labels))
+        self.val_data = _Batches(_load_images(val_set, config.workers), torch.tensor(val_set.labels))
+        self.steps_per_epoch = len(self.train_data.labels) // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"{len(self.train_data.labels)} training images are fewer than one batch of {config.batch_size}")
+        self.augmentation = augmentation_from_names(info.augment) if config.augment else None
+
+        self.model_config = ModelConfig(
+            arch=config.arch, num_classes=info.num_classes, width=config.width, image_size=info.image_size,
+            activation=config.resolved_activation, softplus_beta=config.softplus_beta,
+        )
+        model = build_model(self.model_config, pretrained=config.pretrained).to(self.device)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        model = model.to(memory_format=self.memory_format)
+        if self.distributed.enabled:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        self.model = model
+        self.optimizer = self._optimizer()
+        self.regularizer: Regularizer = build_regularizer(config.regularizer, **config.regularizer_params)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
+        self.distributed.barrier()  # every process has checked the run folder before rank 0 writes into it
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        config, params = self.config, self.model.parameters()
+        if config.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        optimizer_class = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+        return optimizer_class(params, lr=config.lr, weight_decay=config.weight_decay)
+
+    def learning_rate(self, epoch: int, step: int) -> float:
+        """The schedule as a pure function of the position (so resuming needs no scheduler state)."""
+        config = self.config
+        position = epoch + step / self.steps_per_epoch
+        if config.schedule == "multistep":
+            factor = config.gamma ** sum(position >= milestone for milestone in config.resolved_milestones)
+        elif config.schedule == "cosine":
+            factor = 0.5 * (1 + math.cos(math.pi * min(position / config.epochs, 1.0)))
+        else:
+            factor = 1.0
+        if config.warmup_epochs > 0 and position < config.warmup_epochs:
+            factor *= (position + 1 / self.steps_per_epoch) / config.warmup_epochs
+        return config.lr * factor
+
+    # data ---------------------------------------------------------------------------------------------------------
+
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        x = to_float_images(images.to(self.device, non_blocking=True))
+        if self.info.normalized:
+            x = normalize(x, self.info.mean, self.info.std, inplace=True)
+        return x
+
+    def _shards(self, epoch: int, step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This process's micro-batches of global step ``step``: shard j = rank * accumulation + micro."""
+        config = self.config
+        order = torch.randperm(len(self.train_data.labels), generator=torch.Generator().manual_seed(_seed_for(config.seed, epoch)))
+        batch = order[step * config.batch_size:(step + 1) * config.batch_size]
+        for micro in range(config.grad_accumulation):
+            shard = self.distributed.rank * config.grad_accumulation + micro
+            indices = batch[shard * self.micro_batch:(shard + 1) * self.micro_batch]
+            x = self._prepare(self.train_data.images[indices])
+            if self.augmentation is not None:
+                generator = torch.Generator().manual_seed(_seed_for(config.seed, epoch, step, shard))
+                x = self.augmentation.apply(x, self.augmentation.sample(len(indices), generator))
+            yield x.contiguous(memory_format=self.memory_format), self.train_data.labels[indices].to(self.device)
+
+    # training -----------------------------------------------------------------------------------------------------
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _train_step(self, epoch: int, step: int, totals: torch.Tensor) -> None:
+        """One optimizer step over the global batch; adds (loss, classification, regularization, alignment, correct,
+        count) of this process's samples into ``totals``."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(epoch, step)
+        self.optimizer.zero_grad(set_to_none=True)
+        accumulation = self.config.grad_accumulation
+        for micro, (x, y) in enumerate(self._shards(epoch, step)):
+            sync = nullcontext()
+            if self.distributed.enabled and micro < accumulation - 1:
+                sync = self.model.no_sync()
+            with sync:
+                with self._autocast():
+                    parts = self.regularizer(self.model, x, y)
+                self._check_finite(parts, epoch, step)
+                self.scaler.scale(parts.total / accumulation).backward()
+            totals += self._batch_totals(parts, y)
+        if self.config.clip_grad_norm:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+    @staticmethod
+    def _batch_totals(parts: LossParts, y: torch.Tensor) -> torch.Tensor:
+        """(loss, classification, regularization, alignment) summed over the batch, correct predictions, count."""
+        count = len(y)
+        nan = torch.tensor(float("nan"), device=y.device)
+        means = [parts.total, parts.classification, parts.regularization,
+                 parts.alignment if parts.alignment is not None else nan]
+        sums = [mean.detach().float() * count for mean in means]
+        correct = (parts.logits.argmax(1) == y).sum().float()
+        return torch.stack([*sums, correct, torch.tensor(float(count), device=y.device)]).to("cpu", torch.float64)
+
+    def _check_finite(self, parts: LossParts, epoch: int, step: int) -> None:
+        bad = not bool(torch.isfinite(parts.total.detach()).item())
+        if self.distributed.any(bad, self.device):
+            values = ", ".join(f"{k}={v:.4g}" for k, v in parts.as_dict().items())
+            raise DivergenceError(
+                f"the loss became non-finite at epoch {epoch + 1}, step {step + 1} ({values}); the last good checkpoint "
+                f"is kept; try a lower --lr or --lam, or --clip-grad-norm"
+            )
+
+    @staticmethod
+    def _means(totals: torch.Tensor, prefix: str) -> dict[str, float]:
+        loss, classification, regularization, alignment, correct, count = totals.tolist()
+        count = max(count, 1.0)
+        means = {
+            f"{prefix}_loss": loss / count,
+            f"{prefix}_classification": classification / count,
+            f"{prefix}_regularization": regularization / count,
+            f"{prefix}_accuracy": correct / count,
+        }
+        if not math.isnan(alignment):
+            means[f"{prefix}_alignment"] = alignment / count
+        return means
+
+    # evaluation ---------------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _evaluate_loss(self, model: nn.Module) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy) on the validation split, shared out over the processes."""
+        labels = self.val_data.labels
+        share = torch.arange(self.distributed.rank, len(labels), self.distributed.world_size)
+        totals = torch.zeros(3, dtype=torch.float64)
+        for start in range(0, len(share), 256):
+            indices = share[start:start + 256]
+            x = self._prepare(self.val_data.images[indices]).contiguous(memory_format=self.memory_format)
+            y = labels[indices].to(self.device)
+            with self._autocast():
+                logits = model(x)
+            totals += torch.tensor([F.cross_entropy(logits.float(), y, reduction="sum").item(),
+                                    (logits.argmax(1) == y).sum().item(), len(indices)], dtype=torch.float64)
+        loss, correct, count = self.distributed.sum(totals.to(self.device)).tolist()
+        return loss / max(count, 1), correct / max(count, 1)
+
+    def _evaluate_alignment(self, model: nn.Module) -> float | None:
+        """Mean cos(standard, guided) loss gradient over the first ``alignment_samples`` validation images."""
+        count = min(self.config.alignment_samples, len(self.val_data.labels))
+        if count == 0:
+            return None
+        cosines = []
+        for start in range(0, count, 128):
+            indices = torch.arange(start, min(start + 128, count))
+            x = self._prepare(self.val_data.images[indices]).contiguous(memory_format=self.memory_format)
+            cosines.append(gradient_alignment(model, x, self.val_data.labels[indices].to(self.device)).float().cpu())
+        return float(torch.cat(cosines).mean())
+
+    def _evaluate(self) -> dict[str, float]:
+        model = unwrap_model(self.model)
+        model.eval()
+        try:
+            loss, accuracy = self._evaluate_loss(model)
+            metrics = {"val_loss": loss, "val_accuracy": accuracy}
+            if self.distributed.is_main:
+                alignment = self._evaluate_alignment(model)
+                if alignment is not None:
+                    metrics["val_alignment"] = alignment
+        finally:
+            model.train()
+        return metrics
+
+    # saving -------------------------------------------------------------------------------------------------------
+
+    def _progress_state(self, epoch: int, step: int, totals: torch.Tensor, history: list[dict[str, Any]], elapsed: float) -> dict[str, Any]:
+        return {"epoch": epoch, "step": step, "totals": totals.tolist(), "history": history, "epoch_elapsed": elapsed}
+
+    def _save(self, epoch: int, step: int, totals: torch.Tensor, history: list[dict[str, Any]], elapsed: float) -> None:
+        """Resume state first, then metrics and the model checkpoint (each atomic)."""
+        if not self.distributed.is_main:
+            return
+        save_training_state(self.run_dir.resume_path, self.model, self.optimizer,
+                            self._progress_state(epoch, step, totals, history, elapsed), self.scaler)
+        self.run_dir.write_metrics(history)
+        if step == 0 and history:
+            save_checkpoint(
+                self.run_dir.checkpoint_path, self.model, self.model_config, data=self.info,
+                training=self.config.to_dict(), regularizer={"name": self.regularizer.name, "params": self.regularizer.config},
+                metrics=history[-1], epochs_completed=len(history),
+            )
+
+    def _status(self, state: str, epoch: int, step: int, history: list[dict[str, Any]], **extra: Any) -> None:
+        if self.distributed.is_main:
+            self.run_dir.write_status(
+                state, pid=os.getpid(), host=socket.gethostname(), epoch=epoch, epochs=self.config.epochs,
+                step=step, steps_per_epoch=self.steps_per_epoch, world_size=self.distributed.world_size,
+                device=str(self.device), last_metrics=history[-1] if history else None, **extra,
+            )
+
+    # the loop -----------------------------------------------------------------------------------------------------
+
+    def _start_or_resume(self) -> tuple[int, int, torch.Tensor, list[dict[str, Any]], float]:
+        empty = torch.zeros(6, dtype=torch.float64)
+        if self.resume and self.run_dir.can_resume():
+            progress = load_training_state(self.run_dir.resume_path, self.model, self.optimizer, self.scaler, self.device)
+            self._log(f"resuming {self.run_dir.path} at epoch {progress['epoch'] + 1}, step {progress['step']}")
+            return (progress["epoch"], progress["step"], torch.tensor(progress["totals"], dtype=torch.float64),
+                    progress["history"], progress.get("epoch_elapsed", 0.0))
+        if self.resume:
+            self._log(f"nothing to resume in {self.run_dir.path} (no complete epoch yet): starting from scratch")
+        return 0, 0, empty, [], 0.0
+
+    def run(self) -> list[dict[str, Any]]:
+        """Train; returns the metrics history (one dict per epoch)."""
+        self._setup()
+        try:
+            return self._run()
+        finally:
+            self.distributed.close()
+
+    def _run(self) -> list[dict[str, Any]]:
+        config = self.config
+        if self.distributed.is_main:
+            self.run_dir.path.mkdir(parents=True, exist_ok=True)
+            self.run_dir.write_config({**config.to_dict(), "interpgrad_version": __version__})
+        epoch, start_step, totals, history, elapsed = self._start_or_resume()
+        started = time.time()
+        self._status("running", epoch, start_step, history, started_at=started)
+        self._log(self._describe())
+        with _StopRequest() as stop:
+            while epoch < config.epochs:
+                epoch_start = time.perf_counter() - elapsed
+                bar = tqdm(range(start_step, self.steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
+                           disable=None if self.progress and self.distributed.is_main else True,
+                           leave=False, dynamic_ncols=True, file=sys.stderr)
+                last_status = time.perf_counter()
+                step = start_step
+                try:
+                    for step in bar:
+                        self._train_step(epoch, step, totals)
+                        if time.perf_counter() - last_status > _STATUS_INTERVAL_S:
+                            self._status("running", epoch, step + 1, history, started_at=started)
+                            last_status = time.perf_counter()
+                        bar.set_postfix(self._postfix(totals), refresh=False)
+                        if self.distributed.any(stop.signal is not None, self.device):
+                            return self._stop(epoch, step + 1, totals, history, time.perf_counter() - epoch_start, started)
+                except DivergenceError as error:
+                    self._status("failed", epoch, step, history, reason=str(error), started_at=started)
+                    raise
+                finally:
+                    bar.close()
+                metrics = {"epoch": epoch + 1, "lr": self.learning_rate(epoch, self.steps_per_epoch - 1),
+                           **self._means(self.distributed.sum(totals.to(self.device)).cpu(), "train"), **self._evaluate(),
+                           "epoch_time_s": time.perf_counter() - epoch_start}
+                history.append(metrics)
+                epoch, start_step, elapsed = epoch + 1, 0, 0.0
+                totals = torch.zeros(6, dtype=torch.float64)
+                self._save(epoch, 0, totals, history, 0.0)
+                self._log(self._summary(metrics))
+                self._status("running", epoch, 0, history, started_at=started)
+        self._status("finished", epoch, 0, history, started_at=started, finished_at=time.time())
+        self._log(f"finished: {self.run_dir.checkpoint_path}")
+        return history
+
+    def _stop(self, epoch: int, step: int, totals: torch.Tensor, history: list[dict[str, Any]], elapsed: float,
+              started: float) -> list[dict[str, Any]]:
+        self._save(epoch, step, totals, history, elapsed)
+        self._status("stopped", epoch, step, history, reason="stopped by a signal; continue with --resume",
+                     started_at=started)
+        self._log(f"stopped at epoch {epoch + 1}, step {step}; saved; continue with --resume")
+        return history
+
+    # reporting ----------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _postfix(totals: torch.Tensor) -> dict[str, str]:
+        count = max(float(totals[5]), 1.0)
+        postfix = {"loss": f"{float(totals[0]) / count:.3f}", "acc": f"{float(totals[4]) / count:.3f}"}
+        if not math.isnan(float(totals[3])):
+            postfix["cos"] = f"{float(totals[3]) / count:.3f}"
+        return postfix
+
+    def _describe(self) -> str:
+        config = self.config
+        params = ", ".join(f"{k}={v}" for k, v in self.regularizer.config.items())
+        return (f"training {config.arch} (width {config.width}, {self.model_config.activation}) on {config.dataset} "
+                f"({len(self.train_data.labels)} train / {len(self.val_data.labels)} val images, "
+                f"{self.info.image_size}px) with regularizer {config.regularizer}{f' ({params})' if params else ''} "
+                f"on {self.device}{f' x {self.distributed.world_size} processes' if self.distributed.enabled else ''}; "
+                f"{config.epochs} epochs of {self.steps_per_epoch} steps -> {self.run_dir.path}")
+
+    @staticmethod
+    def _summary(metrics: dict[str, Any]) -> str:
+        parts = [f"epoch {metrics['epoch']}"]
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_alignment"):
+            if key in metrics:
+                parts.append(f"{key} {metrics[key]:.4f}")
+        parts.append(f"{metrics['epoch_time_s']:.1f}s")
+        return " | ".join(parts)
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+    """Run ``config``; returns the metrics history. See :class:`Trainer`."""
+    return Trainer(config, progress=progress, resume=resume).run()

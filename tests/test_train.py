@@ -1,0 +1,214 @@
+"""The trainer: configuration rules, the run folder, resume (exact), the divergence guard, bad flags, the schedule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import interpgrad
+from interpgrad import ConfigError, load_checkpoint
+from interpgrad.cli import main as cli_main
+from interpgrad.regularizers import GuidedAlignment
+from interpgrad.training import RunDir, Trainer, make_config, train
+from interpgrad.training.state import load_training_state, save_training_state
+from interpgrad.training.trainer import DivergenceError
+
+TINY = {"arch": "resnet18", "width": 0.125, "dataset": "shapes", "n_train": 256, "n_val": 64, "batch_size": 32,
+        "lr": 0.05, "alignment_samples": 32, "seed": 3}
+
+
+def _tiny(tmp_path: Path, name: str = "run", **options) -> interpgrad.training.TrainConfig:
+    return make_config({**TINY, "out": str(tmp_path / name), **options})
+
+
+def _parameters(path: Path) -> dict[str, torch.Tensor]:
+    model, _ = load_checkpoint(path)
+    return {k: v for k, v in model.state_dict().items()}
+
+
+# --- configuration ------------------------------------------------------------------------------------------------
+
+
+def test_defaults_are_the_papers_settings() -> None:
+    config = make_config({"out": "x"})
+    assert (config.optimizer, config.lr, config.momentum, config.weight_decay) == ("sgd", 0.1, 0.9, 5e-4)
+    assert (config.batch_size, config.epochs, config.resolved_milestones, config.gamma) == (128, 200, (100, 150), 0.1)
+    guided = make_config({"out": "x", "regularizer": "guided"})
+    assert guided.regularizer_params == {"lam": 7.5e-3, "error": "cosine", "histogram_normalization": "each"}
+    score = make_config({"out": "x", "regularizer": "score_matching"})
+    assert score.resolved_activation == "softplus" and score.resolved_normalize is False
+
+
+def test_precedence_defaults_preset_file_flags(tmp_path: Path) -> None:
+    file = tmp_path / "options.yaml"
+    file.write_text("epochs: 7\nlr: 0.02\nregularizer-params:\n  lam: 0.01\n")
+    config = make_config({"lr": 0.03, "out": "x"}, preset="paper-cifar100", config_file=file)
+    assert config.dataset == "cifar100" and config.regularizer == "guided"  # preset
+    assert config.epochs == 7  # file over preset and defaults
+    assert config.lr == 0.03  # flag over file
+    assert config.regularizer_params["lam"] == 0.01 and config.regularizer_params["error"] == "cosine"
+    # Another regularizer drops the preset's parameters instead of failing on them.
+    assert make_config({"out": "x", "regularizer": "none"}, preset="paper-cifar100").regularizer_params == {}
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"arch": "resnet19"}, "unknown architecture 'resnet19'"),
+        ({"regularizer": "guided", "regularizer_params": {"lam": -1.0}}, "lam.*>= 0"),
+        ({"regularizer": "guided", "amp": "fp16"}, "fp16 underflows"),
+        ({"dataset": "mnist"}, "unknown dataset 'mnist'"),
+        ({"epochs": 0}, "--epochs"),
+        ({"nonsense": 1}, "unknown training option 'nonsense'"),
+    ],
+)
+def test_invalid_options_are_clear_errors(options: dict, message: str) -> None:
+    with pytest.raises(interpgrad.InterpgradError, match=message):
+        make_config({"out": "x", **options})
+
+
+def test_learning_rate_schedules(tmp_path: Path) -> None:
+    trainer = Trainer(_tiny(tmp_path, epochs=4, schedule="multistep", warmup_epochs=1.0))
+    trainer.steps_per_epoch = 10
+    assert trainer.learning_rate(0, 0) == pytest.approx(0.05 * 0.1)  # warm-up: (0 + 1/10) / 1
+    assert trainer.learning_rate(1, 0) == pytest.approx(0.05)
+    assert trainer.learning_rate(2, 0) == pytest.approx(0.005)  # milestone at 50 %
+    assert trainer.learning_rate(3, 5) == pytest.approx(0.0005)  # and at 75 %
+    cosine = Trainer(_tiny(tmp_path, epochs=4, schedule="cosine"))
+    cosine.steps_per_epoch = 10
+    assert cosine.learning_rate(0, 0) == pytest.approx(0.05)
+    assert cosine.learning_rate(2, 0) == pytest.approx(0.025)
+
+
+# --- runs ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_short_run_leaves_a_loadable_checkpoint_metrics_status_and_config(tmp_path: Path) -> None:
+    config = _tiny(tmp_path, regularizer="guided", epochs=2)
+    history = train(config, progress=False)
+    run = RunDir(config.out)
+    assert len(history) == 2 and run.read_metrics() == json.loads(json.dumps(history))
+    for key in ("train_loss", "train_classification", "train_regularization", "train_alignment", "train_accuracy",
+                "val_loss", "val_accuracy", "val_alignment", "epoch_time_s", "lr", "epoch"):
+        assert key in history[-1]
+    model, metadata = load_checkpoint(run.path)
+    assert metadata["model"]["width"] == 0.125 and metadata["regularizer"]["name"] == "guided"
+    assert metadata["data"]["class_names"][0] == "circle" and metadata["epochs_completed"] == 2
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    assert run.read_status()["state"] == "finished"
+    assert run.read_config()["regularizer_params"]["lam"] == 7.5e-3
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path: Path) -> None:
+    config = _tiny(tmp_path, epochs=1)
+    train(config, progress=False)
+    before = RunDir(config.out).checkpoint_path.read_bytes()
+    with pytest.raises(ConfigError, match="already holds a run.*--resume"):
+        train(config, progress=False)
+    assert RunDir(config.out).checkpoint_path.read_bytes() == before
+
+
+def test_resume_continues_exactly(tmp_path: Path) -> None:
+    straight = _tiny(tmp_path, "straight", regularizer="guided", epochs=3)
+    train(straight, progress=False)
+    split = _tiny(tmp_path, "split", regularizer="guided", epochs=1)
+    train(split, progress=False)
+    train(make_config({**split.to_dict(), "epochs": 3}), resume=True, progress=False)
+    assert [line["epoch"] for line in RunDir(split.out).read_metrics()] == [1, 2, 3]
+    ours, reference = _parameters(Path(split.out)), _parameters(Path(straight.out))
+    for key, value in reference.items():
+        torch.testing.assert_close(ours[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_divergence_stops_with_a_reason_and_keeps_the_last_good_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    config = _tiny(tmp_path, regularizer="guided", epochs=3)
+    original, calls = GuidedAlignment.loss, {"count": 0}
+    steps_per_epoch = 256 // 32
+
+    def poisoned(self, model, forward, y):  # type: ignore[no-untyped-def]
+        parts = original(self, model, forward, y)
+        calls["count"] += 1
+        if calls["count"] > steps_per_epoch + 2:  # in epoch 2
+            parts.total = parts.total * float("nan")
+        return parts
+
+    monkeypatch.setattr(GuidedAlignment, "loss", poisoned)
+    with pytest.raises(DivergenceError, match="non-finite at epoch 2, step 3"):
+        train(config, progress=False)
+    run = RunDir(config.out)
+    status = run.read_status()
+    assert status["state"] == "failed" and "non-finite" in status["reason"]
+    assert len(run.read_metrics()) == 1
+    assert load_checkpoint(run.path).metadata["epochs_completed"] == 1
+
+
+def test_divergence_on_the_command_line_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(GuidedAlignment, "loss", lambda self, model, forward, y: _nan_parts(forward))
+    code = cli_main(["train", "--width", "0.125", "--n-train", "64", "--n-val", "32", "--batch-size", "32",
+                     "--regularizer", "guided", "--epochs", "1", "--out", str(tmp_path / "nan"), "--no-progress"])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(error) == 1 and "non-finite" in error[0]
+
+
+def _nan_parts(forward):  # type: ignore[no-untyped-def]
+    from interpgrad.regularizers import LossParts
+
+    nan = forward.losses.mean() * float("nan")
+    return LossParts(nan, nan, nan)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--arch", "resnet19"], "invalid choice: 'resnet19'"),
+        (["--regularizer", "guided", "--lam", "-0.1"], "lam"),
+        (["--dataset", "cifar10"], "needs a data root"),
+        (["--dataset", "cifar10", "--data-root", "/nonexistent/cifar"], "not found"),
+        (["--epochs", "two"], "invalid int value"),
+        (["--resume"], "--resume needs --out"),
+    ],
+)
+def test_bad_flags_exit_non_zero_with_one_line(tmp_path: Path, capsys, flags: list[str], message: str) -> None:
+    out = tmp_path / "run"
+    arguments = ["train", *flags] if "--resume" in flags else ["train", "--out", str(out), *flags]
+    try:
+        code = cli_main(arguments)
+    except SystemExit as exit:  # argparse
+        code = exit.code
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert len(error) == 1 and error[0].startswith("interpgrad train: error:"), error
+    assert message.split(".*")[0] in error[0] or __import__("re").search(message, error[0])
+    assert not out.exists()  # nothing written for bad input
+
+
+def test_resume_refuses_changed_settings(tmp_path: Path, capsys) -> None:
+    config = _tiny(tmp_path, regularizer="guided", epochs=1)
+    train(config, progress=False)
+    code = cli_main(["train", "--out", config.out, "--resume", "--lam", "0.5"])
+    assert code != 0 and "trained with regularizer_params" in capsys.readouterr().err
+
+
+def test_training_state_round_trip_with_adam(tmp_path: Path) -> None:
+    model = interpgrad.build_model("resnet18", width=0.125)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.randn(4, 3, 16, 16)).sum().backward()
+    optimizer.step()
+    torch.manual_seed(5)
+    save_training_state(tmp_path / "state.safetensors", model, optimizer, {"epoch": 3, "history": [{"a": 1.0}]})
+    next_draw = torch.rand(3)  # what the RNG gives right after the save
+    copy = interpgrad.build_model("resnet18", width=0.125)
+    copy_optimizer = torch.optim.Adam(copy.parameters(), lr=1e-3)
+    torch.manual_seed(123)
+    progress = load_training_state(tmp_path / "state.safetensors", copy, copy_optimizer)
+    assert progress == {"epoch": 3, "history": [{"a": 1.0}]}
+    assert torch.equal(torch.rand(3), next_draw)
+    for a, b in zip(model.parameters(), copy.parameters()):
+        assert torch.equal(a, b)
+    for state, copied in zip(optimizer.state.values(), copy_optimizer.state.values()):
+        assert state.keys() == copied.keys()
+        for key in state:
+            assert torch.equal(torch.as_tensor(state[key]), torch.as_tensor(copied[key]))
