@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -212,3 +213,31 @@ def test_training_state_round_trip_with_adam(tmp_path: Path) -> None:
         assert state.keys() == copied.keys()
         for key in state:
             assert torch.equal(torch.as_tensor(state[key]), torch.as_tensor(copied[key]))
+
+
+def test_training_on_cifar_files_written_by_the_test(tmp_path: Path) -> None:
+    from dataset_files import write_cifar10
+
+    write_cifar10(tmp_path / "data", np.random.default_rng(0), counts=(20, 20, 20, 20, 20), n_test=20)
+    config = _tiny(tmp_path, dataset="cifar10", data_root=str(tmp_path / "data"), n_train=None, n_val=None,
+                   epochs=1, alignment_samples=8)
+    history = train(config, progress=False)
+    metadata = load_checkpoint(config.out).metadata
+    assert metadata["data"]["class_names"][:2] == ["airplane", "automobile"]
+    assert metadata["data"]["mean"] == [0.4914, 0.4822, 0.4465] and len(history) == 1
+
+
+def test_training_on_an_image_folder_with_worker_processes(tmp_path: Path) -> None:
+    from dataset_files import make_image_folder
+
+    make_image_folder(tmp_path / "images")
+    config = _tiny(tmp_path, dataset="imagefolder", data_root=str(tmp_path / "images"), image_size=16, n_train=None,
+                   n_val=None, batch_size=4, workers=2, epochs=1, alignment_samples=2)
+    train(config, progress=False)
+    metadata = load_checkpoint(config.out).metadata
+    assert metadata["data"]["class_names"] == ["ant", "bee", "cow"] and metadata["model"]["image_size"] == 16
+
+
+def test_bf16_autocast_run(tmp_path: Path) -> None:
+    history = train(_tiny(tmp_path, regularizer="guided", amp="bf16", epochs=1, n_train=64), progress=False)
+    assert all(np.isfinite(value) for value in history[0].values())
