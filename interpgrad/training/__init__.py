@@ -14,6 +14,7 @@ from .checkpoint import (
 )
 
 from .config import PRESETS, TrainConfig, make_config
+from .launcher import launch_run, resume_run, stop_run
 from .run import RunDir, list_runs
 from .trainer import DivergenceError, Trainer, train
 
@@ -23,8 +24,11 @@ __all__ = [
     "RunDir",
     "TrainConfig",
     "Trainer",
+    "launch_run",
     "list_runs",
     "make_config",
+    "resume_run",
+    "stop_run",
     "train",
     "CHECKPOINT_NAME",
     "LoadedCheckpoint",

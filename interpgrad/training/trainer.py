@@ -113,6 +113,7 @@ class Trainer:
         self.run_dir = RunDir(self.config.out)
         self._log_function = log
         self.distributed = DistributedContext()
+        self._claimed = False  # the run folder is ours to write (checked, not another run's)
 
     # set-up -------------------------------------------------------------------------------------------------------
 
@@ -147,6 +148,7 @@ class Trainer:
         wants_cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
         self.distributed = setup_distributed(wants_cuda)
         self._check_run_folder()
+        self._claimed = True
         self.device = self._device()
         shards = self.distributed.world_size * config.grad_accumulation
         if config.batch_size % shards:
@@ -382,10 +384,16 @@ class Trainer:
         return 0, 0, empty, [], 0.0
 
     def run(self) -> list[dict[str, Any]]:
-        """Train; returns the metrics history (one dict per epoch)."""
-        self._setup()
+        """Train; returns the metrics history (one dict per epoch). A failure after the run folder was claimed is
+        recorded in its status with the reason."""
         try:
+            self._setup()
             return self._run()
+        except BaseException as error:
+            if self._claimed and self.distributed.is_main and self.run_dir.read_status().get("state") != "failed":
+                reason = str(error) or type(error).__name__
+                self.run_dir.write_status("failed", reason=reason.splitlines()[0], pid=os.getpid())
+            raise
         finally:
             self.distributed.close()
 

@@ -1,0 +1,67 @@
+"""Background training runs (the app's Train page): the command line reproduces the config; launch, stop, resume."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from interpgrad import ConfigError
+from interpgrad.cli import build_parser
+from interpgrad.cli.train import _options
+from interpgrad.training import RunDir, launch_run, make_config, resume_run, stop_run
+from interpgrad.training.launcher import command_line, valid_run_name
+
+TINY = {"arch": "resnet18", "width": 0.125, "dataset": "shapes", "n_train": 512, "n_val": 32, "batch_size": 32,
+        "alignment_samples": 16, "regularizer": "guided"}
+
+
+def test_the_command_line_reproduces_the_config(tmp_path: Path) -> None:
+    config = make_config({**TINY, "out": str(tmp_path / "r"), "regularizer_params": {"lam": 0.02, "error": "mse"},
+                          "milestones": (3, 4), "augment": False, "channels_last": False, "image_size": 32})
+    arguments = command_line(config)[3:]  # after "python -m interpgrad"
+    parsed = build_parser(["train"]).parse_args(arguments)
+    assert make_config(_options(parsed)) == config
+
+
+@pytest.mark.parametrize("name", ["", "../escape", "a/b", ".hidden", "x" * 65, "sp ace"])
+def test_run_names_are_checked(name: str) -> None:
+    with pytest.raises(ConfigError, match="run name"):
+        valid_run_name(name)
+
+
+def test_invalid_options_are_refused_before_launching(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="lam"):
+        launch_run({**TINY, "regularizer_params": {"lam": -1}}, tmp_path, "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def _wait(run: RunDir, predicate, timeout: float = 300) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = run.read_status()
+        if predicate(status):
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"timed out; status {run.read_status()}; log: {run.log_path.read_text()[-1500:]}")
+
+
+@pytest.mark.slow
+def test_launch_stop_resume_in_the_background(tmp_path: Path) -> None:
+    run, process = launch_run({**TINY, "epochs": 2}, tmp_path, "bg")
+    assert run.read_status()["state"] == "running"
+    with pytest.raises(ConfigError, match="already exists"):
+        launch_run(TINY, tmp_path, "bg")
+    _wait(run, lambda s: not s.get("starting") and s.get("step", 0) >= 2)
+    assert stop_run(run)
+    process.wait(timeout=120)
+    assert _wait(run, lambda s: s["state"] != "running")["state"] == "stopped"
+    assert not stop_run(run)
+    resumed = resume_run(run)
+    resumed.wait(timeout=300)
+    assert run.read_status()["state"] == "finished"
+    assert [line["epoch"] for line in run.read_metrics()] == [1, 2]
+    assert "stopped at epoch 1" in run.log_path.read_text()
+    with pytest.raises(ConfigError, match="finished"):
+        resume_run(run)
