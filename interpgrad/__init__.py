@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._version import __version__
 from .errors import CheckpointError, ConfigError, DataError, InterpgradError, ModelError
+from .explain import Explanation, explain, methods
 from .gradients import RULES, input_gradient, rectifier_hooks
 from .models import ModelConfig, architectures, build_model, default_target_layer, get_layer
 from .modelstate import preserved_model_state
@@ -22,6 +23,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "Explanation",
     "InterpgradError",
     "LossParts",
     "ModelConfig",
@@ -32,9 +34,11 @@ __all__ = [
     "build_model",
     "build_regularizer",
     "default_target_layer",
+    "explain",
     "get_layer",
     "input_gradient",
     "load_checkpoint",
+    "methods",
     "preserved_model_state",
     "read_checkpoint_metadata",
     "rectifier_hooks",

@@ -39,80 +39,96 @@ _GLOBAL_HOOK_DICTS = (
 )
 
 
+@dataclass(frozen=True)
+class _ModuleRecord:
+    module: nn.Module
+    children: dict[str, Any]
+    training: bool
+    hooks: dict[str, tuple[int, ...]]  # only the non-empty hook dictionaries (empty ones are the common case)
+
+
+@dataclass(frozen=True)
+class _ParameterRecord:
+    tensor: torch.Tensor
+    requires_grad: bool
+    grad: torch.Tensor | None
+    hooks: tuple[int, ...]
+
+
 @dataclass
 class ModelState:
     """What ``capture_model_state`` records: enough to compare two moments or to restore the first."""
 
     root: nn.Module
-    children: dict[nn.Module, dict[str, Any]]
-    training: dict[nn.Module, bool]
-    module_hooks: dict[nn.Module, dict[str, tuple[int, ...]]]
+    modules: list[_ModuleRecord]
+    parameters: list[_ParameterRecord]
     global_hooks: dict[str, tuple[int, ...]]
-    requires_grad: dict[torch.Tensor, bool]
-    grads: dict[torch.Tensor, torch.Tensor | None]
-    param_hooks: dict[torch.Tensor, tuple[int, ...]]
 
     def summary(self) -> dict[str, Any]:
         """A comparable description (names instead of objects), for tests and error messages."""
-        names = {module: name for name, module in self.root.named_modules()}
+        names = {id(module): name for name, module in self.root.named_modules()}
         return {
-            "children": {names.get(m, "?"): {k: type(v).__name__ for k, v in c.items()} for m, c in self.children.items()},
-            "training": {names.get(m, "?"): t for m, t in self.training.items()},
-            "module_hooks": {names.get(m, "?"): h for m, h in self.module_hooks.items() if any(h.values())},
+            "children": {names.get(id(r.module), "?"): {k: type(v).__name__ for k, v in r.children.items()} for r in self.modules},
+            "training": {names.get(id(r.module), "?"): r.training for r in self.modules},
+            "module_hooks": {names.get(id(r.module), "?"): r.hooks for r in self.modules if r.hooks},
             "global_hooks": self.global_hooks,
-            "requires_grad": list(self.requires_grad.values()),
-            "grads": [None if g is None else id(g) for g in self.grads.values()],
-            "param_hooks": list(self.param_hooks.values()),
+            "requires_grad": [r.requires_grad for r in self.parameters],
+            "grads": [None if r.grad is None else id(r.grad) for r in self.parameters],
+            "param_hooks": [r.hooks for r in self.parameters],
         }
 
 
 def _hook_keys(hooks: Any) -> tuple[int, ...]:
-    return tuple(hooks.keys()) if isinstance(hooks, dict) else ()
+    return tuple(hooks) if hooks else ()
+
+
+def _module_hooks(attributes: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(attributes[name]) for name in _MODULE_HOOK_DICTS if attributes.get(name)}
 
 
 def capture_model_state(model: nn.Module) -> ModelState:
     """Record the modules, modes, hooks, ``requires_grad`` flags and ``.grad`` tensors of ``model``."""
-    modules = list(dict.fromkeys(model.modules()))
-    tensors = list(dict.fromkeys(model.parameters()))
-    return ModelState(
-        root=model,
-        children={m: dict(m._modules) for m in modules},
-        training={m: m.training for m in modules},
-        module_hooks={m: {name: _hook_keys(getattr(m, name, None)) for name in _MODULE_HOOK_DICTS} for m in modules},
-        global_hooks={name: _hook_keys(getattr(module_globals, name, None)) for name in _GLOBAL_HOOK_DICTS},
-        requires_grad={t: t.requires_grad for t in tensors},
-        grads={t: t.grad for t in tensors},
-        param_hooks={t: _hook_keys(t._backward_hooks) for t in tensors},
-    )
+    modules, parameters, seen = [], [], set()
+    for module in model.modules():  # each module once (shared ones included once)
+        attributes = module.__dict__
+        modules.append(_ModuleRecord(module, dict(module._modules), module.training, _module_hooks(attributes)))
+        for tensor in module._parameters.values():
+            if tensor is not None and id(tensor) not in seen:
+                seen.add(id(tensor))
+                parameters.append(_ParameterRecord(tensor, tensor.requires_grad, tensor.grad, _hook_keys(tensor._backward_hooks)))
+    global_hooks = {name: _hook_keys(getattr(module_globals, name, None)) for name in _GLOBAL_HOOK_DICTS}
+    return ModelState(model, modules, parameters, global_hooks)
 
 
 def _drop_new_keys(hooks: Any, keep: tuple[int, ...]) -> None:
-    if isinstance(hooks, dict):
+    """Remove the hooks added since ``keep`` was recorded (nothing to do when the keys did not change)."""
+    if hooks and tuple(hooks) != keep:
         for key in [key for key in hooks if key not in keep]:
             del hooks[key]
 
 
 def restore_model_state(state: ModelState) -> None:
     """Put back what ``capture_model_state`` recorded; hooks added since are removed."""
-    for module, children in state.children.items():
-        if module._modules != children:
+    for record in state.modules:
+        module, attributes = record.module, record.module.__dict__
+        if module._modules != record.children:
             module._modules.clear()
-            module._modules.update(children)
-    for module, training in state.training.items():
-        module.training = training
-    for module, hooks in state.module_hooks.items():
-        for name, keep in hooks.items():
-            _drop_new_keys(getattr(module, name, None), keep)
+            module._modules.update(record.children)
+        if module.training != record.training:
+            module.training = record.training
+        for name in _MODULE_HOOK_DICTS:
+            hooks = attributes.get(name)
+            if hooks:
+                _drop_new_keys(hooks, record.hooks.get(name, ()))
     for name, keep in state.global_hooks.items():
         _drop_new_keys(getattr(module_globals, name, None), keep)
-    for tensor, flag in state.requires_grad.items():
-        if tensor.requires_grad != flag:
-            tensor.requires_grad_(flag)
-    for tensor, grad in state.grads.items():
-        if tensor.grad is not grad:
-            tensor.grad = grad
-    for tensor, keep in state.param_hooks.items():
-        _drop_new_keys(tensor._backward_hooks, keep)
+    for record in state.parameters:
+        tensor = record.tensor
+        if tensor.requires_grad != record.requires_grad:
+            tensor.requires_grad_(record.requires_grad)
+        if tensor.grad is not record.grad:
+            tensor.grad = record.grad
+        _drop_new_keys(tensor._backward_hooks, record.hooks)
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from interpgrad import ConfigError
+from interpgrad import ConfigError, InterpgradError
 from interpgrad.cli import build_parser
 from interpgrad.cli.train import _options
 from interpgrad.training import RunDir, launch_run, make_config, resume_run, stop_run
@@ -47,21 +47,42 @@ def _wait(run: RunDir, predicate, timeout: float = 300) -> dict:
     raise AssertionError(f"timed out; status {run.read_status()}; log: {run.log_path.read_text()[-1500:]}")
 
 
+@pytest.fixture()
+def processes():  # type: ignore[no-untyped-def]
+    """Background processes started by a test, killed if the test fails before they end."""
+    started: list = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 @pytest.mark.slow
-def test_launch_stop_resume_in_the_background(tmp_path: Path) -> None:
+def test_launch_stop_resume_in_the_background(tmp_path: Path, processes) -> None:
     run, process = launch_run({**TINY, "epochs": 2}, tmp_path, "bg")
+    processes.append(process)
     assert run.read_status()["state"] == "running"
     with pytest.raises(ConfigError, match="already exists"):
         launch_run(TINY, tmp_path, "bg")
-    _wait(run, lambda s: not s.get("starting") and s.get("step", 0) >= 2)
+    _wait(run, lambda s: "started_at" in s)  # the trainer's first status: training has begun, epoch 1 is under way
     assert stop_run(run)
     process.wait(timeout=120)
     assert _wait(run, lambda s: s["state"] != "running")["state"] == "stopped"
     assert not stop_run(run)
     resumed = resume_run(run)
+    processes.append(resumed)
     resumed.wait(timeout=300)
     assert run.read_status()["state"] == "finished"
     assert [line["epoch"] for line in run.read_metrics()] == [1, 2]
     assert "stopped at epoch 1" in run.log_path.read_text()
     with pytest.raises(ConfigError, match="finished"):
         resume_run(run)
+
+
+def test_missing_data_is_refused_before_launching(tmp_path: Path) -> None:
+    with pytest.raises(InterpgradError, match="needs a data root"):
+        launch_run({**TINY, "dataset": "cifar10"}, tmp_path, "nodata")
+    with pytest.raises(InterpgradError, match="not found under"):
+        launch_run({**TINY, "dataset": "cifar100", "data_root": str(tmp_path)}, tmp_path, "nocifar")
+    assert not any(tmp_path.iterdir())

@@ -19,6 +19,7 @@ __all__ = ["COMMANDS", "OneLineParser", "main"]
 COMMANDS = {
     "train": "train",
     "info": "info",
+    "explain": "explain",
 }
 
 

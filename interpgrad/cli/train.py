@@ -110,6 +110,7 @@ def resume_config(out: str, options: dict[str, Any]) -> TrainConfig:
     if saved is None:
         raise ConfigError(f"there is no run to resume in {out} (no config.json)")
     saved.pop("interpgrad_version", None)
+    saved.pop("created_at", None)
     config = TrainConfig.from_dict(saved)
     changes = {key: value for key, value in options.items() if key in _CHANGEABLE_ON_RESUME}
     for key, value in options.items():

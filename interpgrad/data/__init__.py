@@ -7,7 +7,7 @@ checkpoint metadata. User-caused problems (missing or corrupt files, unknown nam
 from __future__ import annotations
 
 from .base import ArrayDataset
-from .build import DATASETS, build_datasets, canonical_dataset_name
+from .build import DATASETS, build_datasets, canonical_dataset_name, check_dataset
 from .cifar import CIFARDataset, download_cifar, load_cifar_arrays
 from .folder import IMAGENET_MEAN, IMAGENET_STD, ImageFolderDataset
 from .images import MAX_IMAGE_PIXELS, load_image, prepare_image, resize_center_crop
@@ -42,6 +42,7 @@ __all__ = [
     "augmentation_from_names",
     "build_datasets",
     "canonical_dataset_name",
+    "check_dataset",
     "clear_shapes_cache",
     "denormalize",
     "download_cifar",

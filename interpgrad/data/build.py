@@ -6,12 +6,13 @@ import os
 from typing import Union
 
 from ..errors import DataError
-from .cifar import CIFAR_NAMES, CIFAR_SIZE, CIFARDataset, cifar_layout, download_cifar
+from .cifar import CIFAR_NAMES, CIFAR_SIZE, CIFARDataset, cifar_layout, download_cifar, locate_cifar
+from .folder import folder_splits
 from .folder import ImageFolderDataset
 from .info import DataInfo
 from .shapes import ShapesDataset
 
-__all__ = ["DATASETS", "AnyDataset", "build_datasets", "canonical_dataset_name"]
+__all__ = ["DATASETS", "AnyDataset", "build_datasets", "canonical_dataset_name", "check_dataset"]
 
 DATASETS: tuple[str, ...] = ("shapes", "cifar10", "cifar100", "imagefolder")
 AnyDataset = Union[ShapesDataset, CIFARDataset, ImageFolderDataset]
@@ -83,3 +84,16 @@ def build_datasets(
         train = ImageFolderDataset(folder, size, "train", seed=seed, normalize=normalize, n=n_train)
         val = ImageFolderDataset(folder, size, "val", seed=seed, normalize=normalize, n=n_val)
     return train, val, train.info
+
+
+def check_dataset(name: str, root: PathLike | None = None, download: bool = False) -> None:
+    """A quick DataError when ``name`` cannot be built from ``root`` (no data root, CIFAR files missing, not an image
+    folder), without reading the images: what a launcher checks before starting a run in the background."""
+    key = canonical_dataset_name(name)
+    if key in CIFAR_NAMES:
+        layout = cifar_layout(key)
+        root = _need_root(root, f"{layout.title} (the folder that contains {layout.folder})")
+        if not download:
+            locate_cifar(root, layout)
+    elif key == "imagefolder":
+        folder_splits(_need_root(root, "imagefolder (a folder of class subfolders)"))

@@ -162,7 +162,7 @@ def _field(batch: Any, key: str, path: Path) -> Any:
 # ---------------------------------------------------------------------------------------------------- reading
 
 
-def _locate(root: str | os.PathLike[str], layout: CIFARLayout) -> Path:
+def locate_cifar(root: str | os.PathLike[str], layout: CIFARLayout) -> Path:
     """The folder holding ``layout``'s files: ROOT/<folder>, or ROOT itself when it is that folder."""
     base = Path(root).expanduser()
     for folder in (base / layout.folder, base):
@@ -212,7 +212,7 @@ def load_cifar_arrays(
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """(images uint8 [N, 32, 32, 3], labels int64 [N], class names) of the train or test split under ``root``."""
     layout = cifar_layout(name)
-    folder = _locate(root, layout)
+    folder = locate_cifar(root, layout)
     class_names = _read_class_names(folder / layout.meta_file, layout)
     batches = [
         _read_batch(folder / file, layout, len(class_names))
@@ -229,7 +229,7 @@ def download_cifar(root: str | os.PathLike[str], name: str = "cifar10") -> Path:
     layout = cifar_layout(name)
     base = Path(root).expanduser()
     try:
-        return _locate(base, layout)
+        return locate_cifar(base, layout)
     except DataError:
         pass
     from torchvision.datasets.utils import download_and_extract_archive
@@ -238,7 +238,7 @@ def download_cifar(root: str | os.PathLike[str], name: str = "cifar10") -> Path:
         download_and_extract_archive(layout.url, download_root=str(base), md5=layout.md5)
     except Exception as error:  # noqa: BLE001 - network, disk and checksum failures all mean "no dataset"
         raise DataError(f"could not download {layout.title} from {layout.url} into {base}: {error}") from None
-    return _locate(base, layout)
+    return locate_cifar(base, layout)
 
 
 # ---------------------------------------------------------------------------------------------------- dataset

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..data import check_dataset
 from ..errors import ConfigError
 from .config import TrainConfig, make_config
 from .run import RunDir, process_alive
@@ -65,11 +66,13 @@ def _spawn(arguments: list[str], run: RunDir) -> subprocess.Popen:
 
 
 def launch_run(options: Mapping[str, Any], runs_dir: str | os.PathLike[str], name: str) -> tuple[RunDir, subprocess.Popen]:
-    """Validate ``options`` (TrainConfig fields) and start training into ``runs_dir/name`` in the background."""
+    """Validate ``options`` (TrainConfig fields) and the dataset's presence, then start training into
+    ``runs_dir/name`` in the background."""
     run = RunDir(Path(runs_dir) / valid_run_name(name))
     if run.path.exists():
         raise ConfigError(f"a run named {name!r} already exists; choose another name")
     config = make_config({**options, "out": str(run.path)})
+    check_dataset(config.dataset, config.data_root, config.download)
     return run, _spawn(command_line(config), run)
 
 

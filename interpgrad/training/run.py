@@ -136,14 +136,22 @@ class RunDir:
             status = {**status, "state": "interrupted", "reason": "the training process is gone (killed or crashed)"}
         return status
 
+    def created_at(self) -> float:
+        """When the run was first started (its first status when it has no config yet)."""
+        created = (self.read_config() or {}).get("created_at")
+        if isinstance(created, (int, float)):
+            return float(created)
+        return min((p.stat().st_mtime for p in (self.config_path, self.status_path) if p.is_file()), default=0.0)
+
     def can_resume(self) -> bool:
         return self.resume_path.is_file()
 
 
 def list_runs(root: str | os.PathLike[str]) -> Iterator[RunDir]:
-    """The run folders directly inside ``root``, newest first."""
+    """The run folders directly inside ``root`` (started: a config or a status written), newest first."""
     root = Path(root)
     if not root.is_dir():
         return iter(())
-    runs = [RunDir(child) for child in root.iterdir() if (child / "config.json").is_file()]
-    return iter(sorted(runs, key=lambda run: run.config_path.stat().st_mtime, reverse=True))
+    runs = [RunDir(child) for child in root.iterdir() if child.is_dir()]
+    runs = [run for run in runs if run.config_path.is_file() or run.status_path.is_file()]
+    return iter(sorted(runs, key=RunDir.created_at, reverse=True))

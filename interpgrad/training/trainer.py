@@ -34,7 +34,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .._version import __version__
-from ..data import build_datasets, normalize
+from ..data import build_datasets, check_dataset, normalize
 from ..data.transforms import augmentation_from_names, to_float_images
 from ..errors import ConfigError, InterpgradError
 from ..models import ModelConfig, build_model, unwrap_model
@@ -148,6 +148,7 @@ class Trainer:
         wants_cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
         self.distributed = setup_distributed(wants_cuda)
         self._check_run_folder()
+        check_dataset(config.dataset, config.data_root, config.download)  # before anything is written
         self._claimed = True
         self.device = self._device()
         shards = self.distributed.world_size * config.grad_accumulation
@@ -401,7 +402,8 @@ class Trainer:
         config = self.config
         if self.distributed.is_main:
             self.run_dir.path.mkdir(parents=True, exist_ok=True)
-            self.run_dir.write_config({**config.to_dict(), "interpgrad_version": __version__})
+            created = (self.run_dir.read_config() or {}).get("created_at", time.time())
+            self.run_dir.write_config({**config.to_dict(), "interpgrad_version": __version__, "created_at": created})
         epoch, start_step, totals, history, elapsed = self._start_or_resume()
         started = time.time()
         self._status("running", epoch, start_step, history, started_at=started)

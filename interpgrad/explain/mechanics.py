@@ -1,0 +1,112 @@
+"""Mechanics every attribution method shares, written once: batching under a memory bound, seeded noise, guarded
+division, upsampling and the declared parameters several methods have in common."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from ..params import Param
+
+__all__ = [
+    "BATCH_SIZE_PARAM",
+    "INPUT_VALUES_PER_FORWARD",
+    "NOISE_PARAM",
+    "SEED_PARAM",
+    "noise_scale",
+    "noisy_batches",
+    "rows_per_forward",
+    "safe_divide",
+    "seeded_generator",
+    "spans",
+    "standard_normal_draws",
+    "upsample",
+]
+
+INPUT_VALUES_PER_FORWARD = 1 << 22
+"""Memory bound of the automatic batch size: about 4 million input values (16 MB of float32) per forward pass, i.e.
+27 images of 3x224x224 or 1365 of 3x32x32. A model's activations scale with its input, so this bounds them too."""
+
+BATCH_SIZE_PARAM = Param(
+    "batch_size",
+    int,
+    0,
+    "model inputs per forward pass (memory bound; at least one per image); 0 = automatic, ~4M input values a pass",
+    low=0,
+    high=65536,
+)
+SEED_PARAM = Param(
+    "seed", int, 0, "seed of the noise (a local generator; the global random state is untouched)", low=0, high=2**31 - 1
+)
+NOISE_PARAM = Param(
+    "noise", float, 0.15, "noise standard deviation, a fraction of each image's range (max - min)", low=0.0, high=1.0
+)
+
+
+def rows_per_forward(batch_size: int, values_per_row: int, budget: int = INPUT_VALUES_PER_FORWARD) -> int:
+    """``batch_size`` when positive, otherwise as many rows of ``values_per_row`` values as fit in ``budget`` (>= 1)."""
+    if batch_size > 0:
+        return batch_size
+    return max(1, budget // max(1, values_per_row))
+
+
+def spans(total: int, size: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of consecutive chunks of at most ``size`` covering ``range(total)``."""
+    for start in range(0, total, max(1, size)):
+        yield start, min(total, start + max(1, size))
+
+
+def safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """``numerator / denominator`` where the denominator is non-zero, 0 where it is zero (never NaN or inf from 0/0)."""
+    nonzero = denominator != 0
+    return torch.where(nonzero, numerator / torch.where(nonzero, denominator, torch.ones_like(denominator)), 0.0)
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Maps ``[B, h, w]`` resized to ``[B, *size]``: bilinear, ``align_corners=False`` (Captum's
+    ``LayerAttribution.interpolate`` convention). Bilinear weights are non-negative, so non-negative maps stay so."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
+
+
+def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A generator of its own for one explanation, so that results depend on ``seed`` only (not on global state)."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def standard_normal_draws(
+    generator: torch.Generator, count: int, shape: torch.Size, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """``count`` draws of N(0, I) shaped ``shape``, stacked ``[count, *shape]``, one generator call per draw.
+
+    Drawing per sample makes the values independent of how samples are later chunked into forward passes. For a
+    single image whose number of values is a multiple of 16, the stream equals the one Captum's ``NoiseTunnel`` draws
+    after ``torch.manual_seed(seed)`` (the CPU normal sampler works in blocks of 16 values).
+    """
+    return torch.stack([torch.randn(shape, generator=generator, dtype=dtype, device=device) for _ in range(count)])
+
+
+def noise_scale(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Per-image noise standard deviation ``fraction * (max(x_i) - min(x_i))``, shaped ``[B]`` (SmoothGrad,
+    Smilkov et al. 2017: sigma relative to the input's range)."""
+    flat = x.flatten(1)
+    return fraction * (flat.amax(dim=1) - flat.amin(dim=1))
+
+
+def noisy_batches(
+    x: torch.Tensor, noise: float, seed: int, samples: int, per_batch: int
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """The noisy copies ``x_i + sigma_i * eps_s`` (s < ``samples``) of SmoothGrad-style methods, ``per_batch`` samples
+    at a time: ``(count, copies)`` with copies ``[B * count, C, H, W]`` image-major (all samples of image 0 first).
+
+    ``sigma_i = noise * (max(x_i) - min(x_i))``; every image gets the same draws ``eps_s`` from a generator seeded
+    with ``seed``, so an image's copies do not depend on the rest of its batch nor on ``per_batch``.
+    """
+    sigma = noise_scale(x, noise).view(-1, 1, 1, 1, 1)
+    generator = seeded_generator(seed, x.device)
+    for start, stop in spans(samples, per_batch):
+        draws = standard_normal_draws(generator, stop - start, x.shape[1:], x.dtype, x.device)
+        yield stop - start, (x.unsqueeze(1) + sigma * draws.unsqueeze(0)).flatten(0, 1)
