@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test test-fast install install-dev system-deps clean
+.PHONY: run test test-fast install install-dev system-deps checkpoints clean
 
 $(VENV)/.runtime-installed: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "interpgrad needs Python 3.10 or newer")'
@@ -37,6 +37,19 @@ test: install-dev system-deps
 
 test-fast: install-dev
 	$(BIN)/python -m pytest -m "not slow and not browser"
+
+# The shipped starter checkpoints: a small CIFAR-style ResNet-18 (width 0.25) trained on shapes, baseline and guided
+# alignment (cosine, lambda 7.5e-3). About 4 + 9 minutes on 2 CPU cores; deterministic for the seed.
+STARTER_FILES := model.safetensors model.json metrics.jsonl config.json
+checkpoints: install
+	rm -rf build/starter
+	$(BIN)/python -m interpgrad train --preset shapes-cpu --seed 0 --regularizer none --out build/starter/baseline
+	$(BIN)/python -m interpgrad train --preset shapes-cpu --seed 0 --regularizer guided --error cosine --lam 7.5e-3 \
+	    --out build/starter/guided
+	for kind in baseline guided; do \
+	  mkdir -p checkpoints/shapes-resnet18-$$kind && \
+	  for file in $(STARTER_FILES); do cp build/starter/$$kind/$$file checkpoints/shapes-resnet18-$$kind/; done; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

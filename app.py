@@ -1,53 +1,71 @@
-"""interpgrad — the Streamlit app's home page. Run it with `make run` (or `streamlit run app.py`)."""
+"""interpgrad — the app: navigation and the home page. Run it with `make run` (or `streamlit run app.py`)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import streamlit as st
 
 import interpgrad
+from appkit.models import compared_model, zoo
+from appkit.widgets import readable_errors
+from interpgrad.comparison import compare
 from interpgrad.regularizers import REGULARIZERS
-from interpgrad.training import read_checkpoint_metadata
+from interpgrad.samples import shapes_samples
 
-ROOT = Path(__file__).resolve().parent
 
-st.set_page_config(page_title="interpgrad", layout="wide")
-st.title("interpgrad")
-st.markdown(
-    """
-**See and measure what the gradients of an image classifier explain.**
-Train convolutional classifiers with and without gradient regularizers — the *interpretable gradients* regularizer,
-which aligns the standard input gradient with the guided-backpropagation gradient, and the score-matching family —
-then compare their saliency maps side by side and score them.
-"""
-)
+@st.cache_data(show_spinner="drawing the overview...", max_entries=4)
+def overview(keys: tuple[str, ...], mtimes: tuple[float, ...]) -> bytes:
+    """Input, standard and guided gradient and Grad-CAM of the shipped models on one shapes test image."""
+    chosen = [entry for entry in zoo() if entry.key in keys]
+    models = [compared_model(entry) for entry in chosen]
+    star = next(sample for sample in shapes_samples() if sample.label == "star")
+    grid = compare(models, star.image, ["gradient", "guided_backprop", "gradcam"])
+    return grid.png_bytes(alpha=0.6, panel_size=128)
 
-left, right = st.columns(2)
-with left:
-    st.subheader("Architectures")
-    st.dataframe(
-        [
-            {"name": arch.name, "family": arch.family, "CAM layer": arch.target_layer, "description": arch.description}
-            for arch in interpgrad.architectures().values()
-        ],
-        hide_index=True,
-    )
-with right:
-    st.subheader("Regularizers")
-    st.dataframe(
-        [{"name": name, "description": cls.description} for name, cls in REGULARIZERS.items()],
-        hide_index=True,
+
+def home() -> None:
+    """The home page: what interpgrad is, one picture, the models available, where to go next."""
+    st.title("interpgrad")
+    st.markdown(
+        "**See and measure what the gradients of an image classifier explain.** Train convolutional classifiers with "
+        "and without gradient regularizers — the *interpretable gradients* regularizer (Torres Figueroa et al., 2024), "
+        "which trains the standard input gradient to align with the guided-backpropagation gradient, and the "
+        "score-matching family (Srinivas & Fleuret, 2021) — then compare their saliency maps side by side."
     )
 
-st.subheader("Shipped checkpoints")
-shipped = sorted((ROOT / "checkpoints").glob("*.safetensors"))
-if not shipped:
-    st.info("No checkpoints are shipped yet.")
-for path in shipped:
-    try:
-        metadata = read_checkpoint_metadata(path)
-        st.write(f"**{path.stem}** — {metadata['model']['arch']}, regularizer {metadata.get('regularizer', {}).get('name', 'none')}")
-    except interpgrad.InterpgradError as error:
-        st.warning(f"{path.name}: {error}")
-st.caption(f"interpgrad {interpgrad.__version__}")
+    entries = zoo()
+    shipped = [entry for entry in entries if entry.source == "shipped"]
+    if len(shipped) >= 1:
+        with readable_errors("The overview could not be drawn"):
+            picture = overview(tuple(e.key for e in shipped[:2]), tuple(e.mtime for e in shipped[:2]))
+            st.image(picture, caption="A shapes test image explained by the shipped models: the guided-regularized model's "
+                     "standard gradient looks like its guided gradient and sits on the object.")
+
+    st.subheader("Models available")
+    counts = {source: sum(entry.source == source for entry in entries) for source in ("shipped", "run", "upload")}
+    st.write(f"{counts['shipped']} shipped · {counts['run']} trained here (runs/) · {counts['upload']} uploaded")
+    if entries:
+        st.dataframe([{"model": entry.name, "source": entry.source, "architecture": entry.arch,
+                       "regularizer": entry.regularizer,
+                       "val accuracy": (entry.metadata.get("metrics") or {}).get("val_accuracy")} for entry in entries],
+                     hide_index=True, column_config={"val accuracy": st.column_config.NumberColumn(format="percent")})
+
+    st.subheader("Where next")
+    links = st.columns(3)
+    links[0].page_link("pages/2_Explore.py", label="Explore: compare saliency maps side by side", icon="🔍")
+    links[1].page_link("pages/3_Train.py", label="Train: baseline vs. regularized models", icon="🏋️")
+    links[2].page_link("pages/1_Models.py", label="Models: metadata, curves, uploads", icon="📦")
+    with st.expander("Regularizers and architectures"):
+        st.dataframe([{"regularizer": name, "what it does": cls.description} for name, cls in REGULARIZERS.items()], hide_index=True)
+        st.dataframe([{"architecture": a.name, "family": a.family, "CAM layer": a.target_layer, "description": a.description}
+                      for a in interpgrad.architectures().values()], hide_index=True)
+    st.caption(f"interpgrad {interpgrad.__version__} · the library, the command line (`python -m interpgrad`) and this app "
+               "share one implementation.")
+
+
+st.set_page_config(page_title="interpgrad", page_icon="🔬", layout="wide")
+st.navigation([
+    st.Page(home, title="Home", icon="🏠", default=True),
+    st.Page("pages/1_Models.py", title="Models", icon="📦"),
+    st.Page("pages/2_Explore.py", title="Explore", icon="🔍"),
+    st.Page("pages/3_Train.py", title="Train", icon="🏋️"),
+]).run()

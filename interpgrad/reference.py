@@ -21,6 +21,7 @@ Captum leaves hooks behind when it fails half-way; every call here runs inside `
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -149,6 +150,9 @@ def captum_explain(
             logits = model(x)
         targets = resolve_target(target, logits)
         module, name = resolve_layer(model, layer) if spec.uses_layer else (None, None)
-        raw = captum_attribute(model, x, method, targets, module, resolved).detach()
+        with warnings.catch_warnings():  # Captum's notices about hooks it sets and removes itself
+            warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU activations")
+            warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
+            raw = captum_attribute(model, x, method, targets, module, resolved).detach()
     attribution = Attribution(raw, logits, targets, at_input=method != "gradcam")
     return build_explanation(attribution, (int(x.shape[-2]), int(x.shape[-1])), method, name, resolved)

@@ -86,6 +86,26 @@ def test_malicious_pickle_is_refused_without_running(tmp_path: Path, name: str) 
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("first_bytes", [b"\x80", b"PK"])
+def test_a_header_length_that_starts_like_a_pickle_or_zip_is_still_safetensors(tmp_path: Path, first_bytes: bytes) -> None:
+    """A safetensors file starts with its header length (little-endian): its first bytes are 0x80 (a pickle's) or
+    "PK" (a zip's) for some metadata sizes (ImageNet class names make ~20 kB headers), and such files must load."""
+    model = _trained_like_model()
+    base = save_checkpoint(tmp_path / "base.safetensors", model, CONFIG, metrics={"note": ""})
+    base_length = int.from_bytes(base.read_bytes()[:8], "little")
+    wanted = next(n for n in range(base_length, 2**16) if n.to_bytes(8, "little").startswith(first_bytes))
+    for padding in range(wanted - base_length - 16, wanted - base_length + 16):
+        path = save_checkpoint(tmp_path / f"m{padding}.safetensors", model, CONFIG, metrics={"note": "x" * max(0, padding)})
+        if path.read_bytes().startswith(first_bytes):
+            break
+    else:
+        pytest.fail(f"no padding gave a header length starting with {first_bytes!r}")
+    loaded, metadata = load_checkpoint(path)
+    assert metadata["metrics"]["note"] == "x" * max(0, padding)
+    x = torch.zeros(1, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model(x))
+
+
 def test_shape_mismatch_names_the_mismatch(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "a.safetensors", _trained_like_model(), CONFIG)
     metadata = read_checkpoint_metadata(path)

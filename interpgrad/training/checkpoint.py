@@ -149,16 +149,19 @@ def _check_safetensors_file(path: Path) -> None:
     with path.open("rb") as file:
         head = file.read(9)
     size = path.stat().st_size
+    # A safetensors file: an 8-byte little-endian header length, then the JSON header. Its first byte can be anything
+    # (0x80 included, a pickle's first byte), so it is recognised first and pickles only among what is left.
+    if len(head) == 9 and head[8:9] == b"{":
+        (header_size,) = struct.unpack("<Q", head[:8])
+        if header_size > min(_MAX_HEADER, size - 8):
+            raise CheckpointError(f"{path.name} is not a valid safetensors file (corrupt or truncated header)")
+        return
     if head[:2] == b"PK" or head[:1] == b"\x80":
         raise CheckpointError(
             f"{path.name} is a pickle / torch.save file; interpgrad only loads safetensors checkpoints because "
             "unpickling a file can run arbitrary code (convert it with safetensors.torch.save_file on a trusted machine)"
         )
-    if len(head) < 9 or head[8:9] != b"{":
-        raise CheckpointError(f"{path.name} is not a safetensors file")
-    (header_size,) = struct.unpack("<Q", head[:8])
-    if header_size > min(_MAX_HEADER, size - 8):
-        raise CheckpointError(f"{path.name} is not a valid safetensors file (corrupt or truncated header)")
+    raise CheckpointError(f"{path.name} is not a safetensors file")
 
 
 def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

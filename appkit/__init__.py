@@ -1,0 +1,1 @@
+"""Streamlit helpers shared by the app's pages (the library itself never imports Streamlit)."""

@@ -1,0 +1,48 @@
+"""Models for the pages: the zoo as it is on disk now, and cached, lock-guarded loaded models."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+from torch import nn
+
+from interpgrad.comparison import ComparedModel
+from interpgrad.training import load_checkpoint
+from interpgrad.zoo import ModelEntry, default_directories, discover_models
+
+__all__ = ["LoadedModel", "compared_model", "load_model", "zoo"]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model in eval mode, its metadata, and the lock every session holds while it explains with it (methods
+    attach temporary hooks to the shared module)."""
+
+    model: nn.Module
+    metadata: dict[str, Any]
+    lock: threading.Lock
+
+
+def zoo() -> list[ModelEntry]:
+    """Every model available now (shipped, runs, uploads); cheap enough to read on each run of a page."""
+    return discover_models(default_directories())
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _load(path: str, mtime: float) -> LoadedModel:
+    model, metadata = load_checkpoint(path)
+    return LoadedModel(model, metadata, threading.Lock())
+
+
+def load_model(entry: ModelEntry) -> LoadedModel:
+    """The cached model of a zoo entry (reloaded when its file changes, e.g. a run that finished another epoch)."""
+    return _load(str(entry.path), entry.mtime)
+
+
+def compared_model(entry: ModelEntry) -> ComparedModel:
+    """The cached model of a zoo entry, ready for ``interpgrad.comparison.compare`` (with its lock)."""
+    loaded = load_model(entry)
+    return ComparedModel(entry.name, loaded.model, loaded.metadata, loaded.lock)
