@@ -37,8 +37,13 @@ def home() -> None:
     if len(shipped) >= 1:
         with readable_errors("The overview could not be drawn"):
             picture = overview(tuple(e.key for e in shipped[:2]), tuple(e.mtime for e in shipped[:2]))
-            st.image(picture, caption="A shapes test image explained by the shipped models: the guided-regularized model's "
-                     "standard gradient looks like its guided gradient and sits on the object.")
+            alignments = ", ".join(
+                f"{entry.name} {entry.metadata['metrics']['val_alignment']:.3f}" for entry in shipped[:2]
+                if isinstance((entry.metadata.get("metrics") or {}).get("val_alignment"), (int, float))
+            )
+            st.image(picture, caption="A shapes test image explained by the shipped models (rows): standard gradient, "
+                     "guided gradient, Grad-CAM. Mean cosine between the standard and the guided gradient on "
+                     f"validation images: {alignments or 'not recorded'}.")
 
     st.subheader("Models available")
     counts = {source: sum(entry.source == source for entry in entries) for source in ("shipped", "run", "upload")}

@@ -26,7 +26,7 @@ from torch import nn
 
 from .data import IMAGENET_MEAN, IMAGENET_STD, prepare_image, resize_center_crop
 from .errors import InterpgradError
-from .explain import Explanation, explain, get_method
+from .explain import Explanation, explain, get_method, reporting_progress
 from .reference import captum_explain, has_reference
 from .viz import grid_figure, normalize_map, overlay, png_bytes
 
@@ -170,6 +170,13 @@ def _run(function: Callable[[], Explanation]) -> tuple[Explanation | None, str |
         return None, str(error), time.perf_counter() - start
 
 
+def _reporter(progress: Callable[[float, str], None] | None, done: int, total: int, message: str) -> Callable[[float], None]:
+    """The progress callback of one cell: its own fraction mapped into the whole grid's."""
+    if progress is None:
+        return lambda fraction: None
+    return lambda fraction: progress((done + fraction) / total, message)
+
+
 def compare(
     models: Sequence[ComparedModel],
     image: np.ndarray,
@@ -184,8 +191,9 @@ def compare(
 
     ``params``: method -> parameters (declared ones; defaults fill the rest). ``targets``: model name -> class index
     (missing: the predicted class). ``with_captum``: add Captum's result beside ours where Captum has the method.
-    ``progress(fraction, message)`` is called as cells finish. A method that cannot run on a model (e.g. CAM on a
-    model without a GAP + linear head) gives a cell with the reason instead of failing the grid.
+    ``progress(fraction, message)`` is called before each cell and as methods of many forward passes advance. A
+    method that cannot run on a model (e.g. CAM on a model without a GAP + linear head) gives a cell with the reason
+    instead of failing the grid.
     """
     for method in methods:
         get_method(method)
@@ -208,12 +216,16 @@ def compare(
                            top_predictions(probabilities, compared.class_names))
             for method, source in jobs:
                 function = explain if source == "ours" else captum_explain
-                explanation, error, seconds = _run(
-                    lambda: function(compared.model, x, method, target=row.target, **dict(params.get(method, {})))
-                )
+                message = f"{compared.name}: {method}{' (Captum)' if source == 'captum' else ''}"
+                report = _reporter(progress, done, total, message)
+                report(0.0)
+                with reporting_progress(report):  # methods of many forward passes report as they go
+                    explanation, error, seconds = _run(
+                        lambda: function(compared.model, x, method, target=row.target, **dict(params.get(method, {})))
+                    )
                 row.cells.append(Cell(method, source, explanation, error, seconds))
                 done += 1
-                if progress is not None:
-                    progress(done / total, f"{compared.name}: {method}{' (Captum)' if source == 'captum' else ''}")
+        if progress is not None:
+            progress(done / total, f"{compared.name}: done")
         rows.append(row)
     return Comparison(rows, list(methods), time.perf_counter() - start)

@@ -142,7 +142,8 @@ def test_upload_a_photo_and_see_the_grid(app_url: str, page, tmp_path: Path) -> 
     images = page.locator("[data-testid='stImage'] img")
     assert images.count() >= 2 * 9, images.count()  # input + 8 methods per model (+ Captum beside ours)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "explore-grid.png"), full_page=True)
+    images.last.scroll_into_view_if_needed()  # the page scrolls inside Streamlit's container: bring the grid into view
+    page.screenshot(path=str(ARTIFACTS / "explore-grid.png"))
 
 
 def test_train_a_tiny_run_and_find_it_among_the_models(app_url: str, page, folders: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import captum.attr
 import pytest
+import small_models
 import torch
-import torchvision
 from torch import nn
 
 import interpgrad
@@ -20,25 +20,14 @@ METHODS = list(methods())
 TARGETS = [0, 3, 3, 7]
 
 
-def _cifar_resnet18() -> nn.Module:
-    return interpgrad.build_model("resnet18", width=0.25).eval()
+@pytest.fixture(scope="module", name="cifar_resnet18")
+def cifar_resnet18_fixture() -> nn.Module:
+    return small_models.cifar_resnet18()
 
 
-@pytest.fixture(scope="module")
-def cifar_resnet18() -> nn.Module:
-    torch.manual_seed(0)
-    return _cifar_resnet18()
-
-
-@pytest.fixture(scope="module")
-def torchvision_resnet18() -> nn.Module:
-    torch.manual_seed(1)
-    model = torchvision.models.resnet18(num_classes=10).eval()
-    for module in model.modules():  # random statistics, so that rectifier masks are far from trivial
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 1.5)
-    return model
+@pytest.fixture(scope="module", name="torchvision_resnet18")
+def torchvision_resnet18_fixture() -> nn.Module:
+    return small_models.torchvision_resnet18()
 
 
 def _state(model: nn.Module) -> dict:
@@ -162,7 +151,7 @@ def test_input_that_requires_grad_is_left_alone(cifar_resnet18: nn.Module) -> No
 
 
 def test_frozen_model_still_gets_layer_gradients() -> None:
-    model = _cifar_resnet18().requires_grad_(False)
+    model = small_models.cifar_resnet18().requires_grad_(False)
     before = _state(model)
     explanation = explain(model, torch.randn(2, 3, 32, 32), "gradcam", target=1)
     assert explanation.map.abs().max() > 0
@@ -170,7 +159,7 @@ def test_frozen_model_still_gets_layer_gradients() -> None:
 
 
 def test_train_mode_warns_and_is_kept() -> None:
-    model = _cifar_resnet18().train()
+    model = small_models.cifar_resnet18().train()
     before = _state(model)
     with pytest.warns(UserWarning, match="train mode"):
         explain(model, torch.randn(2, 3, 32, 32), "gradient")
@@ -297,7 +286,7 @@ def test_all_zero_activations_give_zero_maps(name: str) -> None:
 
 @pytest.mark.parametrize("name", METHODS)
 def test_constant_input_gives_finite_maps_and_zero_input_gives_zeros(name: str) -> None:
-    model = _cifar_resnet18()  # fresh: no biases, zero batch-norm means, so a zero input keeps every activation at 0
+    model = small_models.cifar_resnet18()  # fresh: no biases, zero batch-norm means, so a zero input keeps every activation at 0
     for value in (0.0, 0.7):
         explanation = explain(model, torch.full((2, 3, 32, 32), value), name, target=[1, 4])
         assert torch.isfinite(explanation.raw).all() and torch.isfinite(explanation.map).all()

@@ -11,39 +11,23 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torchvision
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
-import interpgrad
 from interpgrad import ConfigError, explain, methods
 from interpgrad.modelstate import capture_model_state
 from interpgrad.reference import captum_explain, has_reference, reference_methods
+from small_models import cifar_resnet18, torchvision_resnet18
 
 TARGETS = torch.tensor([0, 3, 3, 7])
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 
 
-def _torchvision_resnet18() -> nn.Module:
-    torch.manual_seed(1)
-    model = torchvision.models.resnet18(num_classes=10).eval()
-    for module in model.modules():  # random statistics, so that rectifier masks are far from trivial
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 1.5)
-    return model
-
-
-def _cifar_resnet18() -> nn.Module:
-    torch.manual_seed(0)
-    return interpgrad.build_model("resnet18", width=0.25).eval()
-
-
 @pytest.fixture(scope="module", params=["cifar_resnet18", "torchvision_resnet18"])
 def model_and_input(request: pytest.FixtureRequest) -> tuple[nn.Module, torch.Tensor]:
     if request.param == "cifar_resnet18":
-        return _cifar_resnet18(), torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    return _torchvision_resnet18(), torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+        return cifar_resnet18(), torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    return torchvision_resnet18(), torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
 
 CASES = [
@@ -93,7 +77,7 @@ def test_reference_registry() -> None:
     }
     assert all(has_reference(name) == bool(method.captum) for name, method in methods().items())
     with pytest.raises(ConfigError, match="Captum has no equivalent of 'scorecam'"):
-        captum_explain(_cifar_resnet18(), torch.randn(1, 3, 32, 32), "scorecam")
+        captum_explain(cifar_resnet18(), torch.randn(1, 3, 32, 32), "scorecam")
 
 
 class FailingReLUNet(nn.Module):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,6 +17,7 @@ import numpy as np
 from ..errors import ConfigError
 
 HELP = "explain a checkpoint's decision on one image: write the saliency overlay as PNG (and the map as .npy)"
+
 
 def _method_names() -> list[str]:
     from ..explain import methods
@@ -106,8 +108,10 @@ def _npy_bytes(values: np.ndarray) -> bytes:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from ..data import load_image, prepare_image, resize_center_crop
-    from ..explain import explain
+    from ..explain import explain, reporting_progress
     from ..training import load_checkpoint
     from ..viz import colorize, normalize_map, overlay, png_bytes
 
@@ -125,7 +129,10 @@ def run(args: argparse.Namespace) -> int:
     target = _target_index(args.target, class_names)
 
     x = prepare_image(rgb, image_size, mean, std)
-    explanation = explain(model, x, args.method, target=target, layer=args.layer, **params)
+    # Methods of many forward passes (SmoothGrad, Integrated Gradients, Score-CAM, ...) advance a bar on a terminal.
+    with tqdm(total=100, desc=args.method, unit="%", disable=None, leave=False, file=sys.stderr) as bar:
+        with reporting_progress(lambda fraction: bar.update(round(fraction * 100) - bar.n)):
+            explanation = explain(model, x, args.method, target=target, layer=args.layer, **params)
     shown = explanation.signed_map[0] if args.signed else explanation.map[0]
     display = normalize_map(shown, mode="signed" if args.signed else "absolute")
     picture = overlay(resize_center_crop(rgb, args.size), display, alpha=args.alpha, cmap=args.cmap, signed=args.signed)

@@ -17,6 +17,7 @@ from .api import check_input, explain
 from .core import FAMILIES, Attribution, Method, Request, get_method, methods, register
 from .explanation import Explanation, build_explanation
 from .layers import resolve_layer
+from .mechanics import reporting_progress
 
 __all__ = [
     "FAMILIES",
@@ -30,5 +31,6 @@ __all__ = [
     "get_method",
     "methods",
     "register",
+    "reporting_progress",
     "resolve_layer",
 ]

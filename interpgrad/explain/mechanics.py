@@ -3,7 +3,9 @@ division, upsampling and the declared parameters several methods have in common.
 
 from __future__ import annotations
 
-from typing import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +19,7 @@ __all__ = [
     "SEED_PARAM",
     "noise_scale",
     "noisy_batches",
+    "reporting_progress",
     "rows_per_forward",
     "safe_divide",
     "seeded_generator",
@@ -52,10 +55,47 @@ def rows_per_forward(batch_size: int, values_per_row: int, budget: int = INPUT_V
     return max(1, budget // max(1, values_per_row))
 
 
+class _Progress:
+    """Where a batched method reports how far it is: a callback, and how deep in nested batch loops we are (only the
+    outermost loop reports, so that SmoothGrad over Integrated Gradients counts noisy batches, not path steps)."""
+
+    def __init__(self, callback: Callable[[float], None]) -> None:
+        self.callback = callback
+        self.depth = 0
+
+
+_PROGRESS: ContextVar[_Progress | None] = ContextVar("interpgrad_progress", default=None)
+
+
+@contextmanager
+def reporting_progress(callback: Callable[[float], None]) -> Iterator[None]:
+    """Within this block, methods that run in several forward passes (SmoothGrad, Integrated Gradients, Score-CAM,
+    Ablation-CAM, ...) call ``callback(fraction_done)`` after each pass. Per thread (a context variable), so that
+    concurrent sessions report to their own callbacks."""
+    token = _PROGRESS.set(_Progress(callback))
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
 def spans(total: int, size: int) -> Iterator[tuple[int, int]]:
-    """``(start, stop)`` of consecutive chunks of at most ``size`` covering ``range(total)``."""
-    for start in range(0, total, max(1, size)):
-        yield start, min(total, start + max(1, size))
+    """``(start, stop)`` of consecutive chunks of at most ``size`` covering ``range(total)``; reports the fraction
+    done after each chunk when called within ``reporting_progress``."""
+    progress = _PROGRESS.get()
+    step = max(1, size)
+    if progress is None or progress.depth > 0:
+        for start in range(0, total, step):
+            yield start, min(total, start + step)
+        return
+    progress.depth += 1
+    try:
+        for start in range(0, total, step):
+            stop = min(total, start + step)
+            yield start, stop
+            progress.callback(stop / total)
+    finally:
+        progress.depth -= 1
 
 
 def safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,83 @@
+"""The Explore grid's library: ``interpgrad.comparison.compare`` and progress reporting of multi-pass methods."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import small_models
+import torch
+from PIL import Image
+
+from interpgrad import ConfigError, explain
+from interpgrad.comparison import ComparedModel, compare
+from interpgrad.explain import reporting_progress
+
+IMAGE = (np.random.default_rng(0).random((48, 40, 3)) * 255).astype(np.uint8)  # not square, not the model's size
+
+
+def _compared(name: str, seed: int) -> ComparedModel:
+    metadata = {"model": {"arch": "resnet18", "num_classes": 10, "image_size": 32},
+                "data": {"class_names": [f"class{i}" for i in range(10)], "mean": [0.5] * 3, "std": [0.25] * 3}}
+    return ComparedModel(name, small_models.cifar_resnet18(seed), metadata)
+
+
+@pytest.fixture(scope="module")
+def models() -> list[ComparedModel]:
+    return [_compared("a", 0), _compared("b", 1)]
+
+
+def test_grid_rows_columns_targets_and_captum(models: list[ComparedModel]) -> None:
+    updates: list[tuple[float, str]] = []
+    grid = compare(models, IMAGE, ["gradient", "gradcam", "scorecam"], targets={"b": 7}, with_captum=True,
+                   progress=lambda fraction, message: updates.append((fraction, message)))
+    assert [row.name for row in grid.rows] == ["a", "b"]
+    assert grid.columns == ["gradient", "gradient (Captum)", "gradcam", "gradcam (Captum)", "scorecam"]
+    assert grid.rows[1].target == 7 and grid.rows[1].target_name == "class7"
+    assert grid.rows[0].target_name == grid.rows[0].top[0][0]  # no target given: the predicted class
+    assert grid.rows[0].image.shape == (32, 32, 3)  # the model's view: shorter side resized, centre crop
+    for row in grid.rows:
+        assert all(cell.explanation is not None and cell.error is None for cell in row.cells)
+        ours = {cell.method: cell for cell in row.cells if cell.source == "ours"}
+        captum = {cell.method: cell for cell in row.cells if cell.source == "captum"}
+        torch.testing.assert_close(ours["gradient"].explanation.raw, captum["gradient"].explanation.raw, rtol=1e-5, atol=1e-5)
+        assert int(ours["gradcam"].explanation.target[0]) == row.target
+    fractions = [fraction for fraction, _ in updates]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert any("scorecam" in message for _, message in updates)
+
+
+def test_downloads_png_and_zip(models: list[ComparedModel]) -> None:
+    grid = compare(models, IMAGE, ["gradient", "guided_backprop"])
+    picture = Image.open(io.BytesIO(grid.png_bytes(panel_size=64)))
+    assert picture.width > 3 * 64 and picture.height > 2 * 64
+    with zipfile.ZipFile(io.BytesIO(grid.zip_bytes())) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        assert [model["name"] for model in manifest["models"]] == ["a", "b"]
+        files = manifest["models"][0]["cells"][0]["files"]
+        raw = np.load(io.BytesIO(archive.read(files[0])))
+        assert raw.shape == (3, 32, 32)
+        np.testing.assert_allclose(raw, grid.rows[0].cells[0].explanation.raw[0].numpy())
+
+
+def test_unknown_method_is_refused_before_any_work(models: list[ComparedModel]) -> None:
+    with pytest.raises(ConfigError, match="nosuchmethod"):
+        compare(models, IMAGE, ["gradient", "nosuchmethod"])
+
+
+def test_multi_pass_methods_report_progress_outermost_loop_only() -> None:
+    model, x = small_models.cifar_resnet18(), torch.randn(1, 3, 32, 32)
+    reported: list[float] = []
+    with reporting_progress(reported.append):
+        explain(model, x, "scorecam", batch_size=32)  # <= 128 channels at layer4 (width 0.25): 4 passes
+    assert len(reported) == 4 and reported == sorted(reported) and reported[-1] == 1.0
+    reported.clear()
+    with reporting_progress(reported.append):  # 4 noisy samples of 8-step paths, 2 samples per pass: outer loop only
+        explain(model, x, "smoothgrad", base="integrated_gradients", samples=4, steps=8, batch_size=16)
+    assert reported == [0.5, 1.0]
+    reported.clear()
+    explain(model, x, "scorecam", batch_size=32)  # outside the block: nothing reported
+    assert reported == []
