@@ -27,7 +27,7 @@ entries = {entry.key: entry for entry in zoo()}
 drop_missing_choices("explore.models", list(entries))
 
 # --- the image ----------------------------------------------------------------------------------------------------
-# Widget values are dropped when the user leaves the page: the chosen image lives in our own session keys.
+# Choices persist across pages (persist_state); an uploaded file does not, so the decoded image has its own key.
 samples = {sample.name: sample for sample in sample_images()}
 left, right = st.columns([3, 2])
 with left:
