@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import small_models
 import torch
 import torch.nn.functional as F
 import torchvision
@@ -24,16 +25,9 @@ def _captum_saliency(model: nn.Module, x: torch.Tensor, target: torch.Tensor) ->
     return Saliency(model).attribute(x.clone(), target=target, abs=False)
 
 
-@pytest.fixture(scope="module")
-def torchvision_resnet18() -> nn.Module:
-    torch.manual_seed(1)
-    model = torchvision.models.resnet18(num_classes=10).eval()
-    # Random batch-norm statistics so that the rectifier masks are far from trivial.
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 1.5)
-    return model
+@pytest.fixture(scope="module", name="torchvision_resnet18")
+def torchvision_resnet18_fixture() -> nn.Module:
+    return small_models.torchvision_resnet18()
 
 
 def test_torchvision_resnet_uses_inplace_and_reused_relus(torchvision_resnet18: nn.Module) -> None:
