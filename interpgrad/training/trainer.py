@@ -406,9 +406,9 @@ class Trainer:
             self.run_dir.write_config({**config.to_dict(), "interpgrad_version": __version__, "created_at": created})
         epoch, start_step, totals, history, elapsed = self._start_or_resume()
         started = time.time()
-        self._status("running", epoch, start_step, history, started_at=started)
-        self._log(self._describe())
-        with _StopRequest() as stop:
+        with _StopRequest() as stop:  # before "running" is announced: a stop request from then on is always clean
+            self._status("running", epoch, start_step, history, started_at=started)
+            self._log(self._describe())
             while epoch < config.epochs:
                 epoch_start = time.perf_counter() - elapsed
                 bar = tqdm(range(start_step, self.steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
