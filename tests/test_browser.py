@@ -141,6 +141,12 @@ def test_upload_a_photo_and_see_the_grid(app_url: str, page, tmp_path: Path) -> 
     _no_streamlit_exception(page)
     images = page.locator("[data-testid='stImage'] img")
     assert images.count() >= 2 * 9, images.count()  # input + 8 methods per model (+ Captum beside ours)
+    with page.expect_download(timeout=60_000) as download:  # the file is built when the button is clicked
+        page.get_by_text("Download the grid (PNG)").click()
+    assert Path(download.value.path()).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_text("Download the raw maps (NPY, ZIP)").click()
+    assert Path(download.value.path()).read_bytes().startswith(b"PK")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     images.last.scroll_into_view_if_needed()  # the page scrolls inside Streamlit's container: bring the grid into view
     page.screenshot(path=str(ARTIFACTS / "explore-grid.png"))
