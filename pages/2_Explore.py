@@ -129,11 +129,12 @@ if stored is not None:
                 else:
                     slot.image(crisp(result.panel(row, cell, colormap, alpha, signed, percentile)), width="stretch",
                                caption=f"{who} · {cell.seconds * 1000:.0f} ms")
-    # The files are built when a button is clicked (not on every rerun of the page, e.g. each opacity change).
+    # The files are built when a button is clicked (not on every rerun of the page, e.g. each opacity change), and
+    # a download does not rerun the page (a rerun while the other button is clicked would swallow that click).
     downloads = st.columns(2)
     downloads[0].download_button(
-        "Download the grid (PNG)", file_name="interpgrad-grid.png", mime="image/png", key="explore.download.png",
+        "Download the grid (PNG)", file_name="interpgrad-grid.png", mime="image/png", key="explore.download.png", on_click="ignore",
         data=lambda: result.png_bytes(cmap=colormap, alpha=alpha, signed=signed, percentile=percentile),
     )
     downloads[1].download_button("Download the raw maps (NPY, ZIP)", data=result.zip_bytes, file_name="interpgrad-maps.zip",
-                                 mime="application/zip", key="explore.download.zip")
+                                 mime="application/zip", key="explore.download.zip", on_click="ignore")
