@@ -45,9 +45,16 @@ SETUPS = {
 }
 
 
+DEVICE = torch.device("cpu")
+
+
 def _seconds(function: Callable[[], object]) -> float:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
     start = time.perf_counter()
     function()
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
     return time.perf_counter() - start
 
 
@@ -63,7 +70,7 @@ def _interleaved_medians(functions: list[Callable[[], object]], repeats: int) ->
 
 
 def _cell(model: nn.Module, x: torch.Tensor, name: str, options: argparse.Namespace) -> tuple[str, str, str]:
-    target = torch.arange(x.shape[0]) % 10
+    target = (torch.arange(x.shape[0]) % 10).to(x.device)
     params = methods()[name].resolve({})
     layer = resolve_layer(model, None)[0] if methods()[name].uses_layer else None
     functions: list[Callable[[], object]] = [lambda: interpgrad.explain(model, x, name, target=target)]
@@ -90,21 +97,25 @@ def main() -> None:
     parser.add_argument("--max-repeats", type=int, default=25, help="runs per cell at most (default 25)")
     parser.add_argument("--skip-above", type=float, default=100.0, help="skip cells whose first run takes longer (s)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)  # Captum's notes about requires_grad and ReLU hooks
     names = [name.strip() for name in args.methods.split(",") if name.strip()]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; times in ms (median of interleaved runs)")
+    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}; times in ms (median of interleaved runs)")
     print()
     print("| model | batch | method | ours ms | Captum ms | ours / Captum |")
     print("|---|---:|---|---:|---:|---:|")
     for key in args.models.split(","):
         setup = SETUPS[key.strip()]
         torch.manual_seed(0)
-        model = setup.build().eval()
+        model = setup.build().eval().to(DEVICE)
         for batch in (int(value) for value in args.batches.split(",")):
-            x = torch.randn(batch, 3, setup.image_size, setup.image_size)
+            x = torch.randn(batch, 3, setup.image_size, setup.image_size).to(DEVICE)
             for name in names:
                 ours, captum, ratio = _cell(model, x, name, args)
                 print(f"| {setup.label} | {batch} | {name} | {ours} | {captum} | {ratio} |", flush=True)
