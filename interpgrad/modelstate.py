@@ -1,8 +1,9 @@
 """Snapshot and restore everything an explanation could change on a model.
 
 Invariant of interpgrad: explaining (or taking an input gradient of) a model leaves it exactly as it was — same
-modules, no hooks left behind, same train/eval mode, same ``requires_grad``, no ``.grad`` accumulated — also when the
-method raises. ``preserved_model_state`` enforces it for every method from one place.
+modules, no hooks left behind, same train/eval mode, same ``requires_grad``, no ``.grad`` accumulated, and the buffers
+of modules in training mode (batch-norm running statistics, which a training-mode forward pass updates) unchanged —
+also when the method raises. ``preserved_model_state`` enforces it for every method from one place.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class ModelState:
     modules: list[_ModuleRecord]
     parameters: list[_ParameterRecord]
     global_hooks: dict[str, tuple[int, ...]]
+    buffers: list[tuple[torch.Tensor, torch.Tensor]]  # (buffer, its copy) of the modules in training mode
 
     def summary(self) -> dict[str, Any]:
         """A comparable description (names instead of objects), for tests and error messages."""
@@ -75,6 +77,7 @@ class ModelState:
             "requires_grad": [r.requires_grad for r in self.parameters],
             "grads": [None if r.grad is None else id(r.grad) for r in self.parameters],
             "param_hooks": [r.hooks for r in self.parameters],
+            "training_buffers": [copy.tolist() for _, copy in self.buffers],
         }
 
 
@@ -87,17 +90,20 @@ def _module_hooks(attributes: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 
 
 def capture_model_state(model: nn.Module) -> ModelState:
-    """Record the modules, modes, hooks, ``requires_grad`` flags and ``.grad`` tensors of ``model``."""
-    modules, parameters, seen = [], [], set()
+    """Record the modules, modes, hooks, ``requires_grad`` flags and ``.grad`` tensors of ``model``, and a copy of the
+    buffers of its modules in training mode (none in eval mode, the usual case for explanations)."""
+    modules, parameters, buffers, seen = [], [], [], set()
     for module in model.modules():  # each module once (shared ones included once)
         attributes = module.__dict__
         modules.append(_ModuleRecord(module, dict(module._modules), module.training, _module_hooks(attributes)))
+        if module.training:
+            buffers.extend((buffer, buffer.detach().clone()) for buffer in module._buffers.values() if buffer is not None)
         for tensor in module._parameters.values():
             if tensor is not None and id(tensor) not in seen:
                 seen.add(id(tensor))
                 parameters.append(_ParameterRecord(tensor, tensor.requires_grad, tensor.grad, _hook_keys(tensor._backward_hooks)))
     global_hooks = {name: _hook_keys(getattr(module_globals, name, None)) for name in _GLOBAL_HOOK_DICTS}
-    return ModelState(model, modules, parameters, global_hooks)
+    return ModelState(model, modules, parameters, global_hooks, buffers)
 
 
 def _drop_new_keys(hooks: Any, keep: tuple[int, ...]) -> None:
@@ -129,11 +135,17 @@ def restore_model_state(state: ModelState) -> None:
         if tensor.grad is not record.grad:
             tensor.grad = record.grad
         _drop_new_keys(tensor._backward_hooks, record.hooks)
+    # Through ``.data``: the version counter stays as it is, so a graph kept by the caller (``create_graph=True``)
+    # that saved these buffers can still be differentiated; a training-mode batch norm's backward uses the batch
+    # statistics, never the running ones, so the restored values change no derivative.
+    for buffer, copy in state.buffers:
+        buffer.data.copy_(copy)
 
 
 @contextmanager
 def preserved_model_state(model: nn.Module) -> Iterator[ModelState]:
-    """Run a block and restore ``model`` afterwards (modules, mode, hooks, ``requires_grad``, ``.grad``), even on error."""
+    """Run a block and restore ``model`` afterwards (modules, mode, hooks, ``requires_grad``, ``.grad``, the buffers of
+    training-mode modules), even on error."""
     state = capture_model_state(model)
     try:
         yield state

@@ -222,7 +222,7 @@ def test_model_left_exactly_as_it_was(torchvision_resnet18: nn.Module, rule: str
     model.train(mode == "train")
     model.layer1.requires_grad_(False)
     before = _state(model)
-    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    weights = {k: v.clone() for k, v in model.state_dict().items()}  # batch-norm running statistics included
     input_gradient(model, torch.randn(2, 3, 64, 64), 1, rule=rule, create_graph=(rule == "standard"))
     assert _state(model) == before
     assert all(p.grad is None for p in model.parameters())
@@ -233,21 +233,33 @@ def test_model_left_exactly_as_it_was(torchvision_resnet18: nn.Module, rule: str
 
 
 class Exploding(nn.Module):
+    """A model whose forward pass changes itself (a hook, a mode, a flag, a module, running statistics) and raises."""
+
     def __init__(self) -> None:
         super().__init__()
         self.body = interpgrad.build_model("resnet18", width=0.25)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.body.layer2.register_forward_hook(lambda *args: None)
+        self.body.layer3.train()
+        self.body.fc.requires_grad_(False)
+        self.body.relu = nn.Softplus()
         self.body.layer1(F.relu(self.body.bn1(self.body.conv1(x))))
         raise RuntimeError("boom inside the forward pass")
 
 
 def test_model_restored_when_an_exception_is_raised_inside() -> None:
-    model = Exploding().eval()
+    model = Exploding().train()
+    model.body.layer3.eval()
     before = _state(model)
+    running = model.body.bn1.running_mean.clone()
     with pytest.raises(RuntimeError, match="boom"):
-        input_gradient(model, torch.randn(1, 3, 32, 32), 0, rule="guided")
+        input_gradient(model, torch.randn(2, 3, 32, 32), 0, rule="guided")
     assert _state(model) == before
+    assert isinstance(model.body.relu, nn.ReLU) and not model.body.layer3.training
+    assert torch.equal(model.body.bn1.running_mean, running)
+    # The rectifier mode is gone with the exception: a later forward pass outside the engine is not intercepted.
+    assert not torch.overrides._get_current_function_mode_stack()
     with pytest.raises(ConfigError):
         input_gradient(model.body, torch.randn(1, 3, 32, 32), 99, rule="guided")
     assert _state(model) == before
