@@ -187,3 +187,62 @@ def test_ddp_style_wrappers_are_unwrapped(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "w.safetensors", wrapper, CONFIG)
     loaded, _ = load_checkpoint(path)
     assert set(loaded.state_dict()) == set(model.state_dict())
+
+
+def _valid_metadata() -> dict:
+    return {"model": CONFIG.to_dict(), "data": {"name": "shapes", "class_names": [f"c{i}" for i in range(10)],
+                                                "mean": [0.5] * 3, "std": [0.25] * 3},
+            "training": {}, "regularizer": {"name": "guided", "params": {"lam": 7.5e-3}}, "metrics": {"val_accuracy": 0.5}}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"metrics": "oops"}, "'metrics' section must be an object, got a string"),
+        ({"regularizer": "oops"}, "'regularizer' section must be an object"),
+        ({"data": "oops"}, "'data' section must be an object"),
+        ({"training": [1, 2]}, "'training' section must be an object, got a list"),
+        ({"regularizer": {"name": 3}}, "regularizer.name must be a string"),
+        ({"data": {"class_names": ["a", "b"]}}, "class_names has 2 names but the model has 10 classes"),
+        ({"data": {"class_names": "abcdefghij"}}, "class_names must be a list of strings"),
+        ({"data": {"mean": [0.5, 0.5], "std": [0.25] * 3}}, r"data.mean must be 3 finite numbers"),
+        ({"data": {"mean": [0.5] * 3, "std": [0.25, 0.0, 0.25]}}, "std must be positive"),
+        ({"model": {**CONFIG.to_dict(), "image_size": 50000}}, r"image_size must be an integer in 8\.\.1024"),
+        ({"model": {**CONFIG.to_dict(), "width": 1000}}, r"width must be a number in \(0, 8\]"),
+        ({"model": {**CONFIG.to_dict(), "num_classes": 10**9}}, "num_classes must be an integer"),
+        ({"model": {**CONFIG.to_dict(), "num_classes": "10"}}, "num_classes must be an integer"),
+        ({"model": {**CONFIG.to_dict(), "arch": ["resnet18"]}}, "arch must be a name"),
+    ],
+)
+def test_invalid_metadata_is_refused_when_read_and_when_loaded(tmp_path: Path, change: dict, message: str) -> None:
+    """The app and the CLI read the metadata without further checks: every checkpoint's metadata is validated."""
+    path = save_checkpoint(tmp_path / "a.safetensors", _trained_like_model(), CONFIG)
+    _rewrite_header(path, {**_valid_metadata(), **change})
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint_metadata(path)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+    _rewrite_header(path, _valid_metadata())
+    assert load_checkpoint(path).metadata == _valid_metadata()
+
+
+def test_shapes_are_compared_on_the_meta_device_before_the_model_is_built(tmp_path: Path, monkeypatch) -> None:
+    """Metadata describing a larger model than the file holds is refused without allocating that model."""
+    built_on: list[str] = []
+    real_build = checkpoint_module.build_model
+
+    def spy(config):  # type: ignore[no-untyped-def]
+        built_on.append(torch.get_default_device().type)
+        return real_build(config)
+
+    monkeypatch.setattr(checkpoint_module, "build_model", spy)
+    path = save_checkpoint(tmp_path / "a.safetensors", _trained_like_model(), CONFIG)
+    metadata = read_checkpoint_metadata(path)
+    _rewrite_header(path, {**metadata, "model": {**metadata["model"], "width": 8.0, "num_classes": 100_000}})
+    with pytest.raises(CheckpointError, match=r"conv1\.weight is \[16, 3, 3, 3\] in the file but \[512, 3, 3, 3\]"):
+        load_checkpoint(path)
+    assert built_on == ["meta"]
+    _rewrite_header(path, metadata)
+    built_on.clear()
+    model, _ = load_checkpoint(path)
+    assert built_on == ["meta", "cpu"] and next(model.parameters()).device.type == "cpu"

@@ -6,6 +6,7 @@ classifiers under ``torchvision.<name>``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable
 
@@ -18,6 +19,9 @@ from .imagenet import build_torchvision_model
 
 __all__ = [
     "Architecture",
+    "MAX_IMAGE_SIZE",
+    "MAX_NUM_CLASSES",
+    "MAX_WIDTH",
     "ModelConfig",
     "architectures",
     "build_model",
@@ -91,9 +95,29 @@ def default_target_layer(arch: str) -> str:
     return get_architecture(arch).target_layer
 
 
+# Upper bounds of a model's size that every real model satisfies (ImageNet-21k has 21,843 classes; ImageNet models
+# take 224-512 px; the CIFAR-style networks are used at widths up to 4). Checkpoint metadata may come from anyone:
+# without bounds, ``image_size=50000`` makes every explanation allocate a 50000x50000 input.
+MAX_NUM_CLASSES = 100_000
+MAX_IMAGE_SIZE = 1024
+MAX_WIDTH = 8.0
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything needed to rebuild a model before loading its weights (stored in checkpoint metadata)."""
+    """Everything needed to rebuild a model before loading its weights (stored in checkpoint metadata).
+
+    Types and sizes are checked here, because the values often come from a checkpoint file: a wrong type or an absurd
+    size is a ConfigError naming the field, not a TypeError deep in a model builder or a huge allocation.
+    """
 
     arch: str = "resnet18"
     num_classes: int = 10
@@ -103,14 +127,18 @@ class ModelConfig:
     softplus_beta: float = 10.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.arch, str):
+            raise ConfigError(f"arch must be a name such as 'resnet18', got {self.arch!r}")
         get_architecture(self.arch)
-        if self.num_classes < 1:
-            raise ConfigError(f"num_classes must be at least 1, got {self.num_classes}")
-        if not self.width > 0:
-            raise ConfigError(f"width must be positive, got {self.width}")
-        if self.image_size < 8:
-            raise ConfigError(f"image_size must be at least 8, got {self.image_size}")
-        if self.activation not in ACTIVATIONS:
+        if not _is_int(self.num_classes) or not 1 <= self.num_classes <= MAX_NUM_CLASSES:
+            raise ConfigError(f"num_classes must be an integer in 1..{MAX_NUM_CLASSES}, got {self.num_classes!r}")
+        if not _is_number(self.width) or not 0 < self.width <= MAX_WIDTH:
+            raise ConfigError(f"width must be a number in (0, {MAX_WIDTH:g}], got {self.width!r}")
+        if not _is_int(self.image_size) or not 8 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ConfigError(f"image_size must be an integer in 8..{MAX_IMAGE_SIZE}, got {self.image_size!r}")
+        if not _is_number(self.softplus_beta) or not self.softplus_beta > 0:
+            raise ConfigError(f"softplus_beta must be a positive number, got {self.softplus_beta!r}")
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise ConfigError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,6 +148,8 @@ class ModelConfig:
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
         """Build from a metadata dict, ignoring unknown keys (newer files) and naming a missing required one."""
         known = {field.name for field in fields(cls)}
+        if not isinstance(data, dict):
+            raise ConfigError(f"model metadata must be a JSON object, got {type(data).__name__}")
         if "arch" not in data:
             raise ConfigError("model metadata has no 'arch'")
         return cls(**{key: value for key, value in data.items() if key in known})

@@ -16,6 +16,7 @@ JSON beside it is a copy for people and tools. Layout of the metadata::
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import tempfile
@@ -41,6 +42,7 @@ __all__ = [
     "read_checkpoint_metadata",
     "save_checkpoint",
     "unwrap_model",
+    "validate_metadata",
 ]
 
 FORMAT = "interpgrad-checkpoint"
@@ -165,8 +167,12 @@ def _check_safetensors_file(path: Path) -> None:
 
 
 def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The metadata of a checkpoint without building its model (from the header, else from the JSON beside it)."""
-    path = checkpoint_path(path)
+    """The metadata of a checkpoint without building its model (from the header, else from the JSON beside it),
+    validated by ``validate_metadata``."""
+    return _read_metadata(checkpoint_path(path))[0]
+
+
+def _read_metadata(path: Path) -> tuple[dict[str, Any], ModelConfig]:
     _check_safetensors_file(path)
     try:
         with safe_open(str(path), framework="pt") as file:
@@ -183,19 +189,86 @@ def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         metadata = json.loads(text)
     except json.JSONDecodeError as error:
         raise CheckpointError(f"the metadata of {path.name} is not valid JSON: {error}") from None
+    return metadata, validate_metadata(metadata, path.name)
+
+
+_SECTIONS = ("data", "training", "regularizer", "metrics")
+
+
+def _kind(value: Any) -> str:
+    """The JSON name of a value's type, for messages."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _number_list(value: Any, length: int) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == length
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    )
+
+
+def _data_problem(data: dict[str, Any], num_classes: int) -> str | None:
+    """What is wrong with a checkpoint's ``data`` section (class names, normalisation, name), or None."""
+    names = data.get("class_names")
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            return f"data.class_names must be a list of strings, got {_kind(names)}"
+        if len(names) != num_classes:
+            return f"data.class_names has {len(names)} names but the model has {num_classes} classes"
+    for key in ("mean", "std"):
+        value = data.get(key)
+        if value is not None and not _number_list(value, 3):
+            return f"data.{key} must be 3 finite numbers (one per RGB channel), got {json.dumps(value)[:80]}"
+    if data.get("std") is not None and min(data["std"]) <= 0:
+        return f"data.std must be positive in every channel, got {data['std']}"
+    if data.get("name") is not None and not isinstance(data["name"], str):
+        return f"data.name must be a string, got {_kind(data['name'])}"
+    return None
+
+
+def _regularizer_problem(regularizer: dict[str, Any]) -> str | None:
+    if regularizer.get("name") is not None and not isinstance(regularizer["name"], str):
+        return f"regularizer.name must be a string, got {_kind(regularizer['name'])}"
+    if regularizer.get("params") is not None and not isinstance(regularizer["params"], dict):
+        return f"regularizer.params must be an object, got {_kind(regularizer['params'])}"
+    return None
+
+
+def validate_metadata(metadata: Any, name: str = "the checkpoint") -> ModelConfig:
+    """Check a checkpoint's metadata and return the ModelConfig it describes; a CheckpointError names the problem.
+
+    Every checkpoint goes through here (``read_checkpoint_metadata``, hence ``load_checkpoint``, the model zoo and
+    uploads), because the metadata of a file may come from anyone and the app, the CLI and the comparison read it
+    without further checks: the sections are objects, the model's size is within the bounds of real models
+    (``ModelConfig``), there is one class name per class and one mean and std per channel.
+    """
     if not isinstance(metadata, dict) or not isinstance(metadata.get("model"), dict):
-        raise CheckpointError(f"the metadata of {path.name} does not describe a model (no 'model' section)")
-    return metadata
+        raise CheckpointError(f"the metadata of {name} does not describe a model (no 'model' section)")
+    try:
+        config = ModelConfig.from_dict(metadata["model"])
+    except InterpgradError as error:
+        raise CheckpointError(f"{name}: invalid model metadata: {error}") from None
+    for section in _SECTIONS:
+        if metadata.get(section) is not None and not isinstance(metadata[section], dict):
+            raise CheckpointError(f"{name}: the metadata's {section!r} section must be an object, got {_kind(metadata[section])}")
+    problem = _data_problem(metadata.get("data") or {}, config.num_classes) or _regularizer_problem(metadata.get("regularizer") or {})
+    if problem:
+        raise CheckpointError(f"{name}: invalid metadata: {problem}")
+    return config
 
 
-def _describe_mismatch(model: nn.Module, state: Mapping[str, torch.Tensor], config: ModelConfig) -> str | None:
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
+def _describe_mismatch(
+    expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]], config: ModelConfig
+) -> str | None:
+    """What differs between the tensor shapes the model needs and those in the file, or None."""
+    missing = [key for key in expected if key not in found]
+    unexpected = [key for key in found if key not in expected]
     shapes = [
-        f"{key} is {list(state[key].shape)} in the file but {list(expected[key].shape)} in the model"
+        f"{key} is {list(found[key])} in the file but {list(expected[key])} in the model"
         for key in expected
-        if key in state and state[key].shape != expected[key].shape
+        if key in found and tuple(found[key]) != tuple(expected[key])
     ]
     if not (missing or unexpected or shapes):
         return None
@@ -208,28 +281,44 @@ def _describe_mismatch(model: nn.Module, state: Mapping[str, torch.Tensor], conf
     return f"weights do not match the architecture in the metadata, {described}: " + "; ".join(problems)
 
 
+def _shapes_in_file(path: Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape from the safetensors header, without reading a tensor."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as file:
+            return {key: tuple(file.get_slice(key).get_shape()) for key in file.keys()}
+    except Exception as error:
+        raise CheckpointError(f"cannot read the tensors of {path.name}: {error}") from None
+
+
+def _build(config: ModelConfig, name: str, device: str | torch.device | None = None) -> nn.Module:
+    try:
+        if device is None:
+            return build_model(config)
+        with torch.device(device):
+            return build_model(config)
+    except InterpgradError as error:
+        raise CheckpointError(f"{name}: {error}") from None
+
+
 def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedCheckpoint:
     """Rebuild the model described by the checkpoint's metadata and load its weights; the model is in eval mode.
 
     ``path`` is a ``.safetensors`` file or a run folder containing ``model.safetensors``. Every problem (not
-    safetensors, a pickle, no metadata, unknown architecture, missing or mis-shaped tensors) is a CheckpointError.
+    safetensors, a pickle, no metadata, invalid metadata, unknown architecture, missing or mis-shaped tensors) is a
+    CheckpointError. The shapes are compared with a model built on the meta device (no memory) before the real one
+    is built, so metadata that describes a huge model costs nothing unless the file really holds its weights.
     """
     path = checkpoint_path(path)
-    metadata = read_checkpoint_metadata(path)
-    try:
-        config = ModelConfig.from_dict(metadata["model"])
-        model = build_model(config)
-    except InterpgradError as error:
-        raise CheckpointError(f"{path.name}: {error}") from None
-    except TypeError as error:
-        raise CheckpointError(f"{path.name}: invalid model metadata ({error})") from None
+    metadata, config = _read_metadata(path)
+    expected = {key: tuple(value.shape) for key, value in _build(config, path.name, "meta").state_dict().items()}
+    mismatch = _describe_mismatch(expected, _shapes_in_file(path), config)
+    if mismatch:
+        raise CheckpointError(f"{path.name}: {mismatch}")
+    model = _build(config, path.name)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as file:
             state = {key: file.get_tensor(key) for key in file.keys()}
     except Exception as error:
         raise CheckpointError(f"cannot read the tensors of {path.name}: {error}") from None
-    mismatch = _describe_mismatch(model, state, config)
-    if mismatch:
-        raise CheckpointError(f"{path.name}: {mismatch}")
     model.load_state_dict(state)
     return LoadedCheckpoint(model.to(device).eval(), metadata)
