@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import interpgrad
-from appkit.models import compared_model, zoo
+from appkit.models import compared_model, show_broken, zoo
 from appkit.widgets import readable_errors
 from interpgrad.comparison import compare
 from interpgrad.regularizers import REGULARIZERS
@@ -32,15 +32,14 @@ def home() -> None:
         "score-matching family (Srinivas & Fleuret, 2021) — then compare their saliency maps side by side."
     )
 
-    entries = zoo()
+    everything = zoo(include_broken=True)
+    entries = [entry for entry in everything if entry.usable]
     shipped = [entry for entry in entries if entry.source == "shipped"]
     if len(shipped) >= 1:
         with readable_errors("The overview could not be drawn"):
             picture = overview(tuple(e.key for e in shipped[:2]), tuple(e.mtime for e in shipped[:2]))
-            alignments = ", ".join(
-                f"{entry.name} {entry.metadata['metrics']['val_alignment']:.3f}" for entry in shipped[:2]
-                if isinstance((entry.metadata.get("metrics") or {}).get("val_alignment"), (int, float))
-            )
+            alignments = ", ".join(f"{entry.name} {entry.metric('val_alignment'):.3f}" for entry in shipped[:2]
+                                   if entry.metric("val_alignment") is not None)
             st.image(picture, caption="A shapes test image explained by the shipped models (rows): standard gradient, "
                      "guided gradient, Grad-CAM. Mean cosine between the standard and the guided gradient on "
                      f"validation images: {alignments or 'not recorded'}.")
@@ -50,9 +49,9 @@ def home() -> None:
     st.write(f"{counts['shipped']} shipped · {counts['run']} trained here (runs/) · {counts['upload']} uploaded")
     if entries:
         st.dataframe([{"model": entry.name, "source": entry.source, "architecture": entry.arch,
-                       "regularizer": entry.regularizer,
-                       "val accuracy": (entry.metadata.get("metrics") or {}).get("val_accuracy")} for entry in entries],
+                       "regularizer": entry.regularizer, "val accuracy": entry.metric("val_accuracy")} for entry in entries],
                      hide_index=True, column_config={"val accuracy": st.column_config.NumberColumn(format="percent")})
+    show_broken(everything)
 
     st.subheader("Where next")
     links = st.columns(3)

@@ -13,7 +13,7 @@ from interpgrad.comparison import ComparedModel
 from interpgrad.training import load_checkpoint
 from interpgrad.zoo import ModelEntry, default_directories, discover_models
 
-__all__ = ["LoadedModel", "compared_model", "load_model", "zoo"]
+__all__ = ["LoadedModel", "compared_model", "load_model", "show_broken", "zoo"]
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,18 @@ class LoadedModel:
     lock: threading.Lock
 
 
-def zoo() -> list[ModelEntry]:
-    """Every model available now (shipped, runs, uploads); cheap enough to read on each run of a page."""
-    return discover_models(default_directories())
+def zoo(include_broken: bool = False) -> list[ModelEntry]:
+    """Every model available now (shipped, runs, uploads); cheap enough to read on each run of a page.
+    ``include_broken``: also the files that cannot be used, each with its ``problem``."""
+    return discover_models(default_directories(), include_broken=include_broken)
+
+
+def show_broken(entries: list[ModelEntry]) -> None:
+    """A warning listing the checkpoint files that cannot be used and why (nothing when all can)."""
+    broken = [entry for entry in entries if not entry.usable]
+    if broken:
+        st.warning(f"{len(broken)} checkpoint file(s) cannot be used and are left out:\n"
+                   + "\n".join(f"- {entry.short_label}: {entry.problem}" for entry in broken))
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -45,4 +54,4 @@ def load_model(entry: ModelEntry) -> LoadedModel:
 def compared_model(entry: ModelEntry) -> ComparedModel:
     """The cached model of a zoo entry, ready for ``interpgrad.comparison.compare`` (with its lock)."""
     loaded = load_model(entry)
-    return ComparedModel(entry.name, loaded.model, loaded.metadata, loaded.lock)
+    return ComparedModel(entry.short_label, loaded.model, loaded.metadata, loaded.lock, key=entry.key)

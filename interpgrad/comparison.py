@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .data import IMAGENET_MEAN, IMAGENET_STD, prepare_image, resize_center_crop
-from .errors import InterpgradError
+from .errors import ConfigError, InterpgradError
 from .explain import Explanation, explain, get_method, reporting_progress
 from .reference import captum_explain, has_reference
 from .viz import grid_figure, normalize_map, overlay, png_bytes
@@ -35,13 +35,20 @@ __all__ = ["Cell", "ComparedModel", "Comparison", "ModelRow", "compare", "top_pr
 
 @dataclass(frozen=True)
 class ComparedModel:
-    """A model to compare: a display name, the module (eval mode), its checkpoint metadata and an optional lock
-    held while it is explained (shared models in a multi-user app)."""
+    """A model to compare: a display name, the module (eval mode), its checkpoint metadata, an optional lock held
+    while it is explained (shared models in a multi-user app) and an optional unique ``key`` (the zoo's
+    ``source/name``; default: the name). Targets and the ZIP's paths are keyed by ``ident``, so two models that share
+    a display name (a shipped model and an upload) never collide."""
 
     name: str
     model: nn.Module
     metadata: Mapping[str, Any]
     lock: threading.Lock | None = None
+    key: str | None = None
+
+    @property
+    def ident(self) -> str:
+        return self.key or self.name
 
     @property
     def image_size(self) -> int:
@@ -49,8 +56,11 @@ class ComparedModel:
 
     @property
     def class_names(self) -> list[str]:
+        """The checkpoint's class names when there is one per class (``validate_metadata`` ensures it for loaded
+        checkpoints), else the class indices as text."""
+        count = int(self.metadata["model"]["num_classes"])
         names = (self.metadata.get("data") or {}).get("class_names")
-        return list(names) if names else [str(i) for i in range(int(self.metadata["model"]["num_classes"]))]
+        return [str(name) for name in names] if names and len(names) == count else [str(i) for i in range(count)]
 
     @property
     def normalisation(self) -> tuple[Sequence[float], Sequence[float]]:
@@ -79,6 +89,7 @@ class Cell:
 
 @dataclass
 class ModelRow:
+    key: str  # the model's ident: unique within a comparison
     name: str
     image: np.ndarray  # the model's view of the input, uint8 RGB at its input size
     target: int
@@ -137,11 +148,13 @@ class Comparison:
         """Every map as .npy (raw attribution, display map, signed map) and a manifest.json of targets and timings."""
         buffer = io.BytesIO()
         manifest: dict[str, Any] = {"methods": self.methods, "models": []}
+        folders = _unique_folders([row.key for row in self.rows])
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for row in self.rows:
-                entry = {"name": row.name, "target": row.target, "target_name": row.target_name, "top": row.top, "cells": []}
+            for row, folder in zip(self.rows, folders):
+                entry = {"key": row.key, "name": row.name, "folder": folder, "target": row.target,
+                         "target_name": row.target_name, "top": row.top, "cells": []}
                 for cell in row.cells:
-                    stem = f"{_slug(row.name)}/{_slug(cell.column)}"
+                    stem = f"{folder}/{_slug(cell.column)}"
                     entry["cells"].append({"column": cell.column, "seconds": cell.seconds, "error": cell.error,
                                            "files": [] if cell.explanation is None else [f"{stem}_{k}.npy" for k in ("raw", "map", "signed_map")]})
                     if cell.explanation is not None:
@@ -154,6 +167,19 @@ class Comparison:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "._-+" else "_" for c in text)
+
+
+def _unique_folders(keys: Sequence[str]) -> list[str]:
+    """A ZIP folder per model key (``shipped/name`` -> ``shipped/name``, each part slugged); two keys that slug alike
+    get ``-2``, ``-3``... so that no model's files overwrite another's."""
+    folders: list[str] = []
+    for key in keys:
+        base = "/".join(_slug(part) or "_" for part in key.split("/"))
+        folder, number = base, 2
+        while folder in folders:
+            folder, number = f"{base}-{number}", number + 1
+        folders.append(folder)
+    return folders
 
 
 def _npy(tensor: torch.Tensor) -> bytes:
@@ -189,8 +215,8 @@ def compare(
 ) -> Comparison:
     """Explain ``image`` (uint8 RGB) with every method for every model.
 
-    ``params``: method -> parameters (declared ones; defaults fill the rest). ``targets``: model name -> class index
-    (missing: the predicted class). ``with_captum``: add Captum's result beside ours where Captum has the method.
+    ``params``: method -> parameters (declared ones; defaults fill the rest). ``targets``: model ident (its key, or
+    its name when it has none) -> class index (missing: the predicted class). ``with_captum``: add Captum's result beside ours where Captum has the method.
     ``progress(fraction, message)`` is called before each cell and as methods of many forward passes advance. A
     method that cannot run on a model (e.g. CAM on a model without a GAP + linear head) gives a cell with the reason
     instead of failing the grid.
@@ -209,10 +235,13 @@ def compare(
         with compared.lock or nullcontext():
             with torch.no_grad():
                 probabilities = torch.softmax(compared.model(x), dim=1)[0]
-            target = (targets or {}).get(compared.name)
+            target = (targets or {}).get(compared.ident)
             if target is None:
                 target = int(probabilities.argmax())
-            row = ModelRow(compared.name, view, int(target), compared.class_names[int(target)],
+            if not 0 <= int(target) < len(compared.class_names):
+                count = len(compared.class_names)
+                raise ConfigError(f"target class {target} of {compared.name} is out of range: it has {count} classes")
+            row = ModelRow(compared.ident, compared.name, view, int(target), compared.class_names[int(target)],
                            top_predictions(probabilities, compared.class_names))
             for method, source in jobs:
                 function = explain if source == "ours" else captum_explain

@@ -1,7 +1,9 @@
 """The model zoo: every checkpoint a user can pick — shipped with the project, trained in a run folder, or uploaded.
 
 A model is a ``model.safetensors`` with its metadata (and, when it has them, the training curves of its run in
-``metrics.jsonl`` beside it). Uploads are validated by loading them (never unpickled) before they are kept.
+``metrics.jsonl`` beside it). Uploads are validated by loading them (never unpickled) before they are kept, each in
+a folder of its own (an upload never replaces another). Entries are keyed ``source/name``, unique across the zoo; a
+file that cannot be used is an entry with the reason in ``problem``, left out unless asked for.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +21,7 @@ from .errors import CheckpointError
 from .training.checkpoint import CHECKPOINT_NAME, atomic_write_bytes, load_checkpoint, read_checkpoint_metadata
 from .training.run import RunDir
 
-__all__ = ["ModelEntry", "default_directories", "discover_models", "save_upload"]
+__all__ = ["ModelEntry", "default_directories", "discover_models", "save_upload", "upload_stem"]
 
 SOURCES = ("shipped", "run", "upload")
 _PROJECT = Path(__file__).resolve().parent.parent
@@ -36,7 +39,8 @@ def default_directories() -> dict[str, Path]:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One model of the zoo."""
+    """One model of the zoo. An entry whose file cannot be used has ``problem`` set (the reason) and empty metadata;
+    every property works on it too, so a broken file on disk is listed as broken instead of crashing a page."""
 
     key: str  # "source/name", unique
     source: str  # shipped | run | upload
@@ -44,29 +48,53 @@ class ModelEntry:
     path: Path  # the .safetensors file
     metadata: dict[str, Any] = field(compare=False, repr=False)
     metrics: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
+    problem: str | None = field(default=None, compare=False)
+
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A metadata section (``model``, ``data``, ``regularizer``, ``metrics``...), ``{}`` when absent."""
+        value = self.metadata.get(name) if isinstance(self.metadata, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    def metric(self, name: str) -> float | None:
+        """A final metric (``val_accuracy``, ``val_alignment``...) when it is a number, else None."""
+        value = self.section("metrics").get(name)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     @property
     def arch(self) -> str:
-        return str(self.metadata["model"]["arch"])
+        return str(self.section("model").get("arch", "?"))
 
     @property
     def regularizer(self) -> str:
-        return str((self.metadata.get("regularizer") or {}).get("name", "none"))
+        return str(self.section("regularizer").get("name") or "none")
 
     @property
     def class_names(self) -> list[str]:
-        data = self.metadata.get("data") or {}
-        names = data.get("class_names")
-        return list(names) if names else [str(i) for i in range(int(self.metadata["model"]["num_classes"]))]
+        names = self.section("data").get("class_names")
+        if isinstance(names, list) and names:
+            return [str(name) for name in names]
+        count = self.section("model").get("num_classes")
+        return [str(i) for i in range(count)] if isinstance(count, int) and count > 0 else []
+
+    @property
+    def short_label(self) -> str:
+        """Name and source: unique like the key, short enough for legends and row titles."""
+        return f"{self.name} ({self.source})"
 
     @property
     def label(self) -> str:
-        """A short human label: name, source, architecture, regularizer, validation accuracy."""
-        model = self.metadata["model"]
-        width = f" x{model.get('width', 1)}" if model.get("width", 1) != 1 else ""
-        accuracy = (self.metadata.get("metrics") or {}).get("val_accuracy")
-        accuracy_text = f", val acc {accuracy:.1%}" if isinstance(accuracy, (int, float)) else ""
-        return f"{self.name} ({self.source}: {model['arch']}{width}, {self.regularizer}{accuracy_text})"
+        """A human label: name, source, architecture, regularizer, validation accuracy (or why it cannot be used)."""
+        if self.problem:
+            return f"{self.name} ({self.source}: cannot be used: {self.problem})"
+        width = self.section("model").get("width", 1)
+        width_text = f" x{width}" if width != 1 else ""
+        accuracy = self.metric("val_accuracy")
+        accuracy_text = f", val acc {accuracy:.1%}" if accuracy is not None else ""
+        return f"{self.name} ({self.source}: {self.arch}{width_text}, {self.regularizer}{accuracy_text})"
 
     @property
     def mtime(self) -> float:
@@ -74,63 +102,117 @@ class ModelEntry:
 
 
 def _metrics_beside(path: Path) -> tuple[dict[str, Any], ...]:
-    return tuple(RunDir(path.parent).read_metrics()) if path.name == CHECKPOINT_NAME else ()
+    """The epoch lines of the run beside a checkpoint; lines that are not epoch records are left out."""
+    if path.name != CHECKPOINT_NAME:
+        return ()
+    try:
+        lines = RunDir(path.parent).read_metrics()
+    except (OSError, ValueError):  # unreadable or not text
+        return ()
+    return tuple(line for line in lines if isinstance(line, dict) and isinstance(line.get("epoch"), (int, float)))
 
 
-def _entry(source: str, name: str, path: Path) -> ModelEntry | None:
+def _entry(source: str, name: str, path: Path) -> ModelEntry:
+    """The entry of one checkpoint file; its metadata is validated (``read_checkpoint_metadata``), and a file that
+    cannot be used (half-copied, foreign, invalid metadata) gives an entry with the reason."""
+    key = f"{source}/{name}"
     try:
         metadata = read_checkpoint_metadata(path)
-    except CheckpointError:
-        return None  # a half-copied or foreign file: not offered (the Models page reports problems on upload)
-    return ModelEntry(f"{source}/{name}", source, name, path, metadata, _metrics_beside(path))
+    except CheckpointError as error:
+        return ModelEntry(key, source, name, path, {}, problem=str(error))
+    except OSError as error:
+        return ModelEntry(key, source, name, path, {}, problem=f"cannot be read ({error.strerror or error})")
+    return ModelEntry(key, source, name, path, metadata, _metrics_beside(path))
 
 
 def _candidates(directory: Path) -> list[tuple[str, Path]]:
-    """(name, checkpoint) for ``directory/*.safetensors`` and ``directory/*/model.safetensors``."""
+    """(name, checkpoint) for ``directory/*/model.safetensors`` and ``directory/*.safetensors``; a loose file whose
+    stem is also a folder's name keeps its suffix in its name, so that names (and keys) are unique."""
     if not directory.is_dir():
         return []
-    found = [(path.stem, path) for path in directory.glob("*.safetensors")]
-    found += [(child.name, child / CHECKPOINT_NAME) for child in directory.iterdir() if (child / CHECKPOINT_NAME).is_file()]
-    return sorted(found)
+    found = {child.name: child / CHECKPOINT_NAME for child in directory.iterdir() if (child / CHECKPOINT_NAME).is_file()}
+    for path in directory.glob("*.safetensors"):
+        found[path.stem if path.stem not in found else path.name] = path
+    return sorted(found.items())
 
 
-def discover_models(directories: dict[str, Path] | None = None) -> list[ModelEntry]:
-    """Every readable model: shipped first, then runs (with at least one complete epoch), then uploads."""
+def discover_models(directories: dict[str, Path] | None = None, include_broken: bool = False) -> list[ModelEntry]:
+    """Every usable model: shipped first, then runs (with at least one complete epoch), then uploads.
+
+    ``include_broken``: also the checkpoint files that cannot be used, each with its ``problem`` (for listing them).
+    """
     directories = directories or default_directories()
-    entries = []
-    for source in SOURCES:
-        for name, path in _candidates(Path(directories[source])):
-            entry = _entry(source, name, path)
-            if entry is not None:
-                entries.append(entry)
-    return entries
+    entries = [_entry(source, name, path) for source in SOURCES for name, path in _candidates(Path(directories[source]))]
+    return [entry for entry in entries if include_broken or entry.usable]
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def save_upload(uploads_dir: str | os.PathLike[str], filename: str, data: bytes, metadata_json: bytes | None = None) -> ModelEntry:
-    """Validate an uploaded checkpoint (and optional JSON metadata) by loading it, then keep it in ``uploads_dir``.
+def upload_stem(filename: str) -> str:
+    """The name an upload of ``filename`` gets when no upload has it yet: its stem in safe characters."""
+    return _SAFE_NAME.sub("-", Path(filename).stem).strip("-.") or "model"
 
-    Raises CheckpointError with a readable reason: not safetensors (a pickle is refused unread), no metadata, metadata
-    that is not JSON, or weights that do not match the architecture the metadata describes.
+
+def _scratch_name(filename: str) -> str:
+    """The uploaded file's own name for the file that is checked, so that error messages name what the user
+    uploaded (``Path.name`` drops any folder part; an unusable name falls back to a neutral one)."""
+    name = Path(filename).name
+    if name in ("", ".", "..") or len(name.encode()) > 200:
+        return "upload.safetensors"
+    return name if name.endswith(".safetensors") else f"{name}.safetensors"  # the JSON beside needs another name
+
+
+def _claim_folder(uploads_dir: Path, stem: str) -> Path:
+    """A new folder ``uploads_dir/stem``, or ``stem-2``, ``stem-3``... when that name is taken (by an upload folder
+    or a loose file). Created atomically (mkdir fails if it exists), so two uploads never share a folder."""
+    uploads_dir.mkdir(parents=True, exist_ok=True)
+    for number in range(1, 10_000):
+        name = stem if number == 1 else f"{stem}-{number}"
+        if (uploads_dir / f"{name}.safetensors").exists():
+            continue
+        try:
+            (uploads_dir / name).mkdir()
+        except FileExistsError:
+            continue
+        return uploads_dir / name
+    raise CheckpointError(f"too many uploads named {stem}; remove some from {uploads_dir}")
+
+
+def save_upload(
+    uploads_dir: str | os.PathLike[str],
+    filename: str,
+    data: bytes,
+    metadata_json: bytes | None = None,
+    metadata_filename: str = "the metadata file",
+) -> ModelEntry:
+    """Validate an uploaded checkpoint (and optional JSON metadata) by loading it, then keep it in a new folder of
+    ``uploads_dir``. An existing upload is never replaced: a name already taken gets a suffix (``name-2``), and the
+    returned entry's ``name`` says which name it got.
+
+    Raises CheckpointError with a readable reason naming the uploaded file: not safetensors (a pickle is refused
+    unread), no metadata, metadata that is not JSON or not valid, or weights that do not match the architecture the
+    metadata describes.
     """
-    stem = _SAFE_NAME.sub("-", Path(filename).stem).strip("-.") or "model"
     with tempfile.TemporaryDirectory() as scratch:
-        candidate = Path(scratch) / CHECKPOINT_NAME
+        candidate = Path(scratch) / _scratch_name(filename)
         candidate.write_bytes(data)
         if metadata_json is not None:
             try:
                 json.loads(metadata_json)
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise CheckpointError(f"the metadata file is not valid JSON: {error}") from None
+                raise CheckpointError(f"{metadata_filename} is not valid JSON: {error}") from None
             candidate.with_suffix(".json").write_bytes(metadata_json)
         load_checkpoint(candidate)  # the full check: metadata, architecture, every tensor's shape
-        target = Path(uploads_dir) / stem
+    target = _claim_folder(Path(uploads_dir), upload_stem(filename))
+    try:
         atomic_write_bytes(target / CHECKPOINT_NAME, data)
         if metadata_json is not None:
             atomic_write_bytes(target / "model.json", metadata_json)
-    entry = _entry("upload", stem, target / CHECKPOINT_NAME)
-    if entry is None:
-        raise CheckpointError(f"{filename} could not be read back after saving")
+        entry = _entry("upload", target.name, target / CHECKPOINT_NAME)
+        if not entry.usable:
+            raise CheckpointError(f"{filename} could not be read back after saving: {entry.problem}")
+    except BaseException:  # nothing half-saved stays behind
+        shutil.rmtree(target, ignore_errors=True)
+        raise
     return entry

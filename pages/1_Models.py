@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from appkit.charts import training_curves
-from appkit.models import zoo
+from appkit.models import show_broken, zoo
 from appkit.widgets import drop_missing_choices, readable_errors
-from interpgrad.zoo import default_directories, save_upload
+from interpgrad.zoo import default_directories, save_upload, upload_stem
 
 st.set_page_config(page_title="interpgrad · Models", layout="wide")
 st.title("Models")
@@ -16,27 +16,30 @@ st.caption("Shipped checkpoints, runs trained on the Train page, and your upload
 if "models.flash" in st.session_state:
     st.success(st.session_state.pop("models.flash"))
 
-entries = zoo()
+everything = zoo(include_broken=True)
+entries = [entry for entry in everything if entry.usable]
 drop_missing_choices("models.show", [entry.key for entry in entries])
 
 
+def _number(value):  # type: ignore[no-untyped-def]
+    """A number for a numeric column, None for anything else (metadata comes from files)."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def _row(entry) -> dict:  # type: ignore[no-untyped-def]
-    model, data = entry.metadata["model"], entry.metadata.get("data") or {}
-    regularizer = entry.metadata.get("regularizer") or {}
-    params = regularizer.get("params") or {}
-    metrics = entry.metadata.get("metrics") or {}
+    model, data = entry.section("model"), entry.section("data")
     return {
         "name": entry.name,
         "source": entry.source,
-        "architecture": model["arch"],
-        "width": model.get("width"),
-        "regularizer": regularizer.get("name", "none"),
-        "lambda": params.get("lam"),
+        "architecture": entry.arch,
+        "width": _number(model.get("width")),
+        "regularizer": entry.regularizer,
+        "lambda": _number((entry.section("regularizer").get("params") or {}).get("lam")),
         "dataset": data.get("name"),
-        "classes": model.get("num_classes"),
+        "classes": _number(model.get("num_classes")),
         "input": f"{model.get('image_size')} px",
-        "val accuracy": metrics.get("val_accuracy"),
-        "epochs": entry.metadata.get("epochs_completed"),
+        "val accuracy": entry.metric("val_accuracy"),
+        "epochs": _number(entry.metadata.get("epochs_completed")),
     }
 
 
@@ -45,20 +48,22 @@ if entries:
                  column_config={"val accuracy": st.column_config.NumberColumn(format="percent")})
 else:
     st.info("No models yet: train one on the Train page or upload a checkpoint below.")
+show_broken(everything)
 
 if entries:
-    chosen = st.multiselect("Show", [entry.key for entry in entries], default=[entry.key for entry in entries[:2]],
-                            format_func=lambda key: next(e.label for e in entries if e.key == key), key="models.show", persist_state="session")
+    labels = {entry.key: entry.label for entry in entries}
+    chosen = st.multiselect("Show", list(labels), default=list(labels)[:2], format_func=labels.__getitem__,
+                            key="models.show", persist_state="session")
     selected = [entry for entry in entries if entry.key in chosen]
     if selected:
         left, right = st.columns([2, 3])
         with left:
             for entry in selected:
-                with st.expander(f"{entry.name} — metadata", expanded=len(selected) == 1):
+                with st.expander(f"{entry.short_label} — metadata", expanded=len(selected) == 1):
                     st.json(entry.metadata, expanded=1)
                     st.caption(f"file: {entry.path}")
         with right:
-            curves = {entry.name: entry.metrics for entry in selected if entry.metrics}
+            curves = {entry.short_label: entry.metrics for entry in selected if entry.metrics}  # unique, like keys
             if curves:
                 st.plotly_chart(training_curves(curves), key="models.curves")
             else:
@@ -77,6 +82,9 @@ if submitted:
     else:
         with readable_errors(f"{weights.name} was not added"):
             entry = save_upload(default_directories()["upload"], weights.name, weights.getvalue(),
-                                metadata.getvalue() if metadata is not None else None)
-            st.session_state["models.flash"] = f"Added {entry.label}. It is now available on every page."
+                                metadata.getvalue() if metadata is not None else None,
+                                metadata.name if metadata is not None else "the metadata file")
+            wanted = upload_stem(weights.name)
+            renamed = f" An upload named {wanted} already exists, so this one is called {entry.name}." if entry.name != wanted else ""
+            st.session_state["models.flash"] = f"Added {entry.label}.{renamed} It is now available on every page."
             st.rerun()

@@ -79,8 +79,9 @@ if target_mode == "choose":
     for key in model_keys:
         names = entries[key].class_names
         default = names.index(chosen[3]) if chosen and chosen[3] in names else 0
-        picked = options[1].selectbox(f"class for {entries[key].name}", names, index=default, key=f"explore.target.{key}", persist_state="session")
-        targets[entries[key].name] = names.index(picked)
+        picked = options[1].selectbox(f"class for {entries[key].short_label}", names, index=default, key=f"explore.target.{key}",
+                                      persist_state="session")
+        targets[key] = names.index(picked)  # compare() keys targets by the zoo key (unique), not by the name
 
 with st.expander("Method parameters"):
     params = {}
@@ -117,7 +118,7 @@ if stored is not None:
     colormap = None if signed and cmap in ("jet", "inferno", "viridis", "magma", "gray") else cmap
     st.caption("Each column: our map, and Captum's below it where Captum has the method.")
     for row in result.rows:
-        st.markdown(f"**{row.name}** — target: {row.target_name} · top: "
+        st.markdown(f"**{entries[row.key].label if row.key in entries else row.name}** — target: {row.target_name} · top: "
                     + ", ".join(f"{name} {p:.1%}" for name, p in row.top[:3]))
         slots = st.columns(len(result.methods) + 1)
         slots[0].image(crisp(row.image), caption="input", width="stretch")

@@ -227,3 +227,89 @@ def test_two_sessions_explaining_one_shared_model_at_once_get_their_own_results(
         for a, b in zip(expected.rows[0].cells, got.rows[0].cells):
             np.testing.assert_allclose(a.explanation.map.numpy(), b.explanation.map.numpy(), rtol=1e-5, atol=1e-6)
     assert not shared.model._forward_hooks and not any(m._forward_hooks or m._backward_hooks for m in shared.model.modules())
+
+
+def _checkpoint_bytes(tmp_path: Path, metadata_change: dict | None = None) -> bytes:
+    """A small valid checkpoint, optionally with some of its metadata replaced (written inside the header)."""
+    from safetensors.torch import load_file, save_file
+
+    config = ModelConfig("resnet18", num_classes=10, width=0.125)
+    path = save_checkpoint(tmp_path / "source", build_model(config), config)
+    if metadata_change:
+        metadata = {**json.loads(path.with_suffix(".json").read_text()), **metadata_change}
+        save_file(load_file(str(path)), str(path), metadata={"interpgrad": json.dumps(metadata)})
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"metrics": "oops"}, "'metrics' section must be an object"),
+        ({"regularizer": "oops"}, "'regularizer' section must be an object"),
+        ({"data": "oops"}, "'data' section must be an object"),
+        ({"data": {"class_names": ["a", "b", "c"]}}, "3 names but the model has 10 classes"),
+        ({"model": {"arch": "resnet18", "num_classes": 10, "width": 0.125, "image_size": 50000}}, "image_size must be"),
+    ],
+)
+def test_models_page_refuses_invalid_metadata(tmp_path: Path, isolated_folders: dict[str, Path], change, message) -> None:
+    at = _upload_checkpoint(_page("pages/1_Models.py"), "weird.safetensors", _checkpoint_bytes(tmp_path, change))
+    _no_exception(at)
+    assert any("weird.safetensors was not added" in e.value and message in e.value for e in at.error), [e.value for e in at.error]
+    assert "model.safetensors" not in " ".join(e.value for e in at.error)  # the user's file is named, not ours
+    assert not isolated_folders["upload"].exists() or not any(isolated_folders["upload"].iterdir())
+
+
+def test_a_broken_checkpoint_on_disk_does_not_break_any_page(tmp_path: Path, isolated_folders: dict[str, Path]) -> None:
+    """A file placed in uploads/ (or runs/) directly, bypassing the upload checks, is listed as unusable."""
+    folder = isolated_folders["upload"] / "broken"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(_checkpoint_bytes(tmp_path, {"metrics": "oops", "regularizer": "oops", "data": "oops"}))
+    for page in ("app.py", "pages/1_Models.py", "pages/2_Explore.py"):
+        at = _page(page)
+        _no_exception(at)
+        if page != "pages/2_Explore.py":
+            assert any("broken (upload)" in w.value and "section must be an object" in w.value for w in at.warning), page
+    at = _page("pages/2_Explore.py")
+    assert "upload/broken" not in at.multiselect(key="explore.models").options
+    at.button(key="explore.run").click()
+    at.run()
+    _no_exception(at)
+    assert len(at.session_state["explore.result"][1].rows) == 2
+
+
+def test_an_upload_with_a_taken_name_gets_a_new_one(tmp_path: Path, isolated_folders: dict[str, Path]) -> None:
+    content = _checkpoint_bytes(tmp_path)
+    _upload_checkpoint(_page("pages/1_Models.py"), "mine.safetensors", content)
+    at = _upload_checkpoint(_page("pages/1_Models.py"), "mine.safetensors", content)
+    _no_exception(at)
+    assert any("An upload named mine already exists, so this one is called mine-2" in s.value for s in at.success)
+    assert sorted(p.name for p in isolated_folders["upload"].iterdir()) == ["mine", "mine-2"]
+
+
+def test_models_sharing_a_name_are_kept_apart(tmp_path: Path, isolated_folders: dict[str, Path]) -> None:
+    """A run named like a shipped model: both curves on Models; on Explore each keeps its own target class."""
+    import shutil
+
+    run = isolated_folders["run"] / "shapes-resnet18-guided"
+    shutil.copytree(ROOT / "checkpoints" / "shapes-resnet18-baseline", run)
+    keys = ["shipped/shapes-resnet18-guided", "run/shapes-resnet18-guided"]
+    at = _page("pages/1_Models.py")
+    at.multiselect(key="models.show").set_value(keys)
+    at.run()
+    _no_exception(at)
+    names = {trace["name"].split(":")[0] for trace in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    assert names == {"shapes-resnet18-guided (shipped)", "shapes-resnet18-guided (run)"}
+
+    at = _page("pages/2_Explore.py")
+    at.multiselect(key="explore.models").set_value(keys)
+    at.multiselect(key="explore.methods").set_value(["gradient"])
+    at.radio(key="explore.target_mode").set_value("choose")
+    at.run()
+    at.selectbox(key=f"explore.target.{keys[0]}").set_value("star")
+    at.selectbox(key=f"explore.target.{keys[1]}").set_value("heart")
+    at.run()
+    at.button(key="explore.run").click()
+    at.run()
+    _no_exception(at)
+    result = at.session_state["explore.result"][1]
+    assert [(row.key, row.target_name) for row in result.rows] == [(keys[0], "star"), (keys[1], "heart")]

@@ -81,3 +81,26 @@ def test_multi_pass_methods_report_progress_outermost_loop_only() -> None:
     reported.clear()
     explain(model, x, "scorecam", batch_size=32)  # outside the block: nothing reported
     assert reported == []
+
+
+def test_models_sharing_a_display_name_are_told_apart_by_key(models: list[ComparedModel]) -> None:
+    """A shipped model and an upload may share a name: targets and the ZIP's folders follow the unique key."""
+    from dataclasses import replace
+
+    twins = [replace(models[0], name="same", key="shipped/same"), replace(models[1], name="same", key="upload/same")]
+    grid = compare(twins, IMAGE, ["gradient"], targets={"shipped/same": 2, "upload/same": 5})
+    assert [(row.key, row.target) for row in grid.rows] == [("shipped/same", 2), ("upload/same", 5)]
+    with zipfile.ZipFile(io.BytesIO(grid.zip_bytes())) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        files = [cell["files"][0] for model in manifest["models"] for cell in model["cells"]]
+        assert files == ["shipped/same/gradient_raw.npy", "upload/same/gradient_raw.npy"]
+        for row, name in zip(grid.rows, files):
+            np.testing.assert_array_equal(np.load(io.BytesIO(archive.read(name))), row.cells[0].explanation.raw[0].numpy())
+    slugged = [replace(models[0], key="a b"), replace(models[1], key="a_b")]  # keys that slug alike
+    with zipfile.ZipFile(io.BytesIO(compare(slugged, IMAGE, ["gradient"]).zip_bytes())) as archive:
+        assert [m["folder"] for m in json.loads(archive.read("manifest.json"))["models"]] == ["a_b", "a_b-2"]
+
+
+def test_a_target_out_of_range_is_a_readable_error(models: list[ComparedModel]) -> None:
+    with pytest.raises(ConfigError, match="out of range"):
+        compare(models[:1], IMAGE, ["gradient"], targets={"a": 10})

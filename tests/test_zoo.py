@@ -94,3 +94,73 @@ def test_samples_offline() -> None:
 
     train = {image.tobytes() for image in ShapesDataset("train").images}
     assert not any(sample.image.tobytes() in train for sample in shapes)
+
+
+def _with_metadata(path: Path, metadata: dict) -> None:
+    from safetensors.torch import load_file, save_file
+
+    save_file(load_file(str(path)), str(path), metadata={"interpgrad": json.dumps(metadata)})
+
+
+def test_a_broken_file_on_disk_is_listed_with_its_reason_and_never_crashes(directories: dict[str, Path]) -> None:
+    good = save_checkpoint(directories["upload"] / "good", build_model(CONFIG), CONFIG)
+    bad = save_checkpoint(directories["upload"] / "bad", build_model(CONFIG), CONFIG)
+    _with_metadata(bad, {"model": CONFIG.to_dict(), "metrics": "oops", "regularizer": "oops", "data": "oops"})
+    (directories["upload"] / "garbage.safetensors").write_bytes(b"garbage")
+    assert [entry.key for entry in discover_models(directories)] == ["upload/good"]
+    everything = {entry.key: entry for entry in discover_models(directories, include_broken=True)}
+    assert sorted(everything) == ["upload/bad", "upload/garbage", "upload/good"]
+    broken = everything["upload/bad"]
+    assert not broken.usable and "'data' section must be an object" in broken.problem
+    assert "not a safetensors file" in everything["upload/garbage"].problem
+    for entry in everything.values():  # every property a page reads works on a broken entry too
+        assert entry.arch and entry.regularizer and isinstance(entry.class_names, list) and entry.label
+        assert entry.metric("val_accuracy") is None and entry.section("metrics") == {}
+    assert "cannot be used" in broken.label and everything["upload/good"].path == good
+
+
+def test_metrics_lines_that_are_not_epoch_records_are_left_out(directories: dict[str, Path]) -> None:
+    save_checkpoint(directories["run"] / "r", build_model(CONFIG), CONFIG)
+    (directories["run"] / "r" / "metrics.jsonl").write_text('5\n"x"\n{"epoch": 1, "val_accuracy": 0.5}\n{"no": 1}\n')
+    (entry,) = discover_models(directories)
+    assert entry.metrics == ({"epoch": 1, "val_accuracy": 0.5},)
+
+
+def test_an_upload_never_replaces_another(directories: dict[str, Path], tmp_path: Path) -> None:
+    """The same file name uploaded again gets a new name; no metadata file of the first stays with the second."""
+    from safetensors.torch import save_file
+
+    save_file(build_model(CONFIG).state_dict(), str(tmp_path / "plain.safetensors"))
+    plain = (tmp_path / "plain.safetensors").read_bytes()
+    first = save_upload(directories["upload"], "net.safetensors", plain, json.dumps({"model": CONFIG.to_dict()}).encode())
+    with_header = save_checkpoint(tmp_path / "h", build_model(CONFIG), CONFIG).read_bytes()
+    second = save_upload(directories["upload"], "net.safetensors", with_header)
+    (directories["upload"] / "net-3.safetensors").write_bytes(with_header)  # a loose file takes a name too
+    third = save_upload(directories["upload"], "net.safetensors", with_header)
+    assert (first.name, second.name, third.name) == ("net", "net-2", "net-4")
+    assert first.path.read_bytes() == plain and (directories["upload"] / "net" / "model.json").is_file()
+    assert not (directories["upload"] / "net-2" / "model.json").exists()
+    assert len({entry.key for entry in discover_models(directories)}) == 4
+
+
+def test_a_loose_file_and_a_folder_of_the_same_name_get_distinct_keys(directories: dict[str, Path]) -> None:
+    save_checkpoint(directories["upload"] / "twin", build_model(CONFIG), CONFIG)
+    save_checkpoint(directories["upload"] / "twin.safetensors", build_model(CONFIG), CONFIG)
+    assert [entry.key for entry in discover_models(directories)] == ["upload/twin", "upload/twin.safetensors"]
+
+
+@pytest.mark.parametrize("metadata", [None, b"{not json"])
+def test_upload_errors_name_the_uploaded_files(directories: dict[str, Path], tmp_path: Path, metadata) -> None:
+    content = b"just text" if metadata is None else save_checkpoint(tmp_path / "a", build_model(CONFIG), CONFIG).read_bytes()
+    with pytest.raises(CheckpointError) as caught:
+        save_upload(directories["upload"], "my weights.safetensors", content, metadata, "my meta.json")
+    expected = "my weights.safetensors" if metadata is None else "my meta.json"
+    assert expected in str(caught.value) and "model.safetensors" not in str(caught.value)
+
+
+def test_invalid_metadata_in_an_upload_is_refused(directories: dict[str, Path], tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "a", build_model(CONFIG), CONFIG)
+    _with_metadata(path, {"model": {**CONFIG.to_dict(), "image_size": 50000}})
+    with pytest.raises(CheckpointError, match="image_size must be an integer"):
+        save_upload(directories["upload"], "big.safetensors", path.read_bytes())
+    assert not directories["upload"].exists() or not any(directories["upload"].iterdir())
