@@ -157,8 +157,37 @@ def _check_rgb(rgb: np.ndarray) -> None:
         raise DataError(f"the image has no pixels ({rgb.shape[1]}x{rgb.shape[0]})")
 
 
+_REDUCING_GAP = 3.0
+"""Pillow's ``reducing_gap``: a large shrink first averages blocks of pixels (fast, and still antialiased)."""
+
+WHOLE_RESIZE_PIXELS = 1 << 22
+"""Largest resized image (4 megapixels, 12 MB) made whole before cropping its centre; beyond it only the centre
+square is resampled. Every ordinary image is below it (224 px at an aspect ratio of 80:1)."""
+
+
+def _resize_centre_only(image: Image.Image, new_size: tuple[int, int], crop: tuple[int, int], image_size: int) -> Image.Image:
+    """The ``image_size`` square at ``crop`` (left, top) of ``image`` resized to ``new_size``, resampling only that
+    square: the filter reads the same source pixels, and the integer reduction ``Image.resize(reducing_gap=...)``
+    applies first is done on the whole image so that its blocks line up the same way. Pillow takes a box in single
+    precision, so a pixel can differ by one level from the whole resize."""
+    (width, height), (new_width, new_height), (left, top) = image.size, new_size, crop
+    factor_x = int(width / new_width / _REDUCING_GAP) or 1
+    factor_y = int(height / new_height / _REDUCING_GAP) or 1
+    if factor_x > 1 or factor_y > 1:
+        image = image.reduce((factor_x, factor_y))
+    step_x = width / factor_x / new_width  # source pixels per output pixel
+    step_y = height / factor_y / new_height
+    box = (left * step_x, top * step_y, (left + image_size) * step_x, (top + image_size) * step_y)
+    return image.resize((image_size, image_size), Image.Resampling.BILINEAR, box=box)
+
+
 def resize_center_crop(rgb: np.ndarray, image_size: int) -> np.ndarray:
-    """Resize (bilinear, antialiased) so the shorter side is ``image_size``, then crop the centre square; uint8."""
+    """Resize (bilinear, antialiased) so the shorter side is ``image_size``, then crop the centre square; uint8.
+
+    When the resized whole image would exceed ``WHOLE_RESIZE_PIXELS``, only the centre square is resampled
+    (``_resize_centre_only``): a 100000x1 strip from a 377-byte PNG would otherwise become a 32x3200000 image and
+    about 1 GB of intermediates.
+    """
     _check_rgb(rgb)
     if image_size < 1:
         raise DataError(f"image_size must be positive, got {image_size}")
@@ -166,13 +195,14 @@ def resize_center_crop(rgb: np.ndarray, image_size: int) -> np.ndarray:
     scale = image_size / min(height, width)
     new_height = max(image_size, round(height * scale))
     new_width = max(image_size, round(width * scale))
-    if (new_height, new_width) != (height, width):
-        resized = Image.fromarray(rgb).resize(
-            (new_width, new_height), Image.Resampling.BILINEAR, reducing_gap=3.0
-        )
-        rgb = np.asarray(resized)
     top = (new_height - image_size) // 2
     left = (new_width - image_size) // 2
+    if (new_height, new_width) != (height, width):
+        image = Image.fromarray(rgb)
+        if new_width * new_height > WHOLE_RESIZE_PIXELS:
+            square = _resize_centre_only(image, (new_width, new_height), (left, top), image_size)
+            return np.ascontiguousarray(np.asarray(square))
+        rgb = np.asarray(image.resize((new_width, new_height), Image.Resampling.BILINEAR, reducing_gap=_REDUCING_GAP))
     return np.ascontiguousarray(rgb[top : top + image_size, left : left + image_size])
 
 
