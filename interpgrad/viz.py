@@ -52,7 +52,8 @@ def normalize_map(values: MapLike, mode: str = "absolute", percentile: float = 9
 
     ``absolute``: ``|m| / q`` clipped to [0, 1]; ``signed``: ``m / q`` clipped to [-1, 1] (sign kept, 0 stays 0);
     ``q`` is the ``percentile``-th percentile of ``|m|`` over the image (100 = the maximum), so a few extreme pixels
-    do not wash out the rest. An all-zero (or non-finite) map gives zeros.
+    do not wash out the rest; where that percentile is 0 (a sparse map, fewer non-zero pixels than the percentile
+    leaves out) ``q`` is the maximum, so the map is shown instead of blank. An all-zero (or non-finite) map gives zeros.
     """
     if mode not in NORMALIZATION_MODES:
         raise ConfigError(f"unknown normalisation mode {mode!r}; choose one of {', '.join(NORMALIZATION_MODES)}")
@@ -64,7 +65,8 @@ def normalize_map(values: MapLike, mode: str = "absolute", percentile: float = 9
     single = maps.dim() == 2
     maps = torch.nan_to_num(maps if not single else maps.unsqueeze(0), nan=0.0, posinf=0.0, neginf=0.0)
     magnitude = maps.abs().flatten(1)
-    scale = torch.quantile(magnitude, percentile / 100.0, dim=1).view(-1, 1, 1)
+    scale = torch.quantile(magnitude, percentile / 100.0, dim=1)
+    scale = torch.where(scale > 0, scale, magnitude.amax(dim=1)).view(-1, 1, 1)
     scaled = torch.where(scale > 0, maps / torch.where(scale > 0, scale, torch.ones_like(scale)), 0.0)
     result = scaled.abs().clamp(max=1.0) if mode == "absolute" else scaled.clamp(-1.0, 1.0)
     return result[0] if single else result

@@ -52,6 +52,19 @@ def test_zero_and_non_finite_maps_give_zeros() -> None:
     assert torch.isfinite(normalize_map(with_nan, percentile=100)).all()
 
 
+@pytest.mark.parametrize("mode", ["absolute", "signed"])
+def test_a_sparse_map_falls_back_to_the_maximum_instead_of_going_blank(mode: str) -> None:
+    """5 non-zero pixels of 100: the 90th percentile of |m| is 0 (the Explore slider's minimum), the maximum is used."""
+    sparse = torch.zeros(2, 10, 10)
+    sparse[0, 0, :5] = torch.tensor([1.0, -2.0, 3.0, 4.0, -8.0])
+    sparse[1, 3, 3] = 0.5
+    normalised = normalize_map(sparse, mode=mode, percentile=90)
+    expected = sparse / torch.tensor([8.0, 0.5]).view(2, 1, 1)
+    torch.testing.assert_close(normalised, expected.abs() if mode == "absolute" else expected)
+    dense = torch.arange(100.0).view(1, 10, 10)  # a non-zero percentile is still used as it is
+    assert normalize_map(dense, mode=mode, percentile=90)[0, 9, 9] == 1 and normalize_map(dense, percentile=90)[0, 5, 0] < 1
+
+
 def test_numpy_maps_are_accepted() -> None:
     assert normalize_map(np.ones((4, 4)) * 3).max() == 1
 
