@@ -104,3 +104,13 @@ def test_models_sharing_a_display_name_are_told_apart_by_key(models: list[Compar
 def test_a_target_out_of_range_is_a_readable_error(models: list[ComparedModel]) -> None:
     with pytest.raises(ConfigError, match="out of range"):
         compare(models[:1], IMAGE, ["gradient"], targets={"a": 10})
+
+
+def test_ablationcam_progress_runs_once_over_the_whole_batch() -> None:
+    """Several images: the fraction rises steadily to 1 once (it used to restart at 0 for every image)."""
+    model, x = small_models.cifar_resnet18(), torch.randn(3, 3, 32, 32)
+    reported: list[float] = []
+    with reporting_progress(reported.append):
+        explain(model, x, "ablationcam", batch_size=33)  # <= 128 channels per image at layer4, 32 copies per pass
+    assert reported == sorted(reported) and reported[-1] == 1.0 and reported.count(1.0) == 1
+    assert len(reported) >= 6 and reported[0] <= 1 / 6

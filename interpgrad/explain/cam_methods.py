@@ -179,7 +179,11 @@ def _class_scores(logits: torch.Tensor, targets: torch.Tensor, score: str) -> to
             "score", str, "probability", "class score of a masked input: softmax probability (as published) or logit",
             choices=SCORES,
         ),
-        Param("subtract_baseline", bool, False, "subtract the score of the all-zero input, alpha_k = s(x * M_k) - s(0)"),
+        Param(
+            "subtract_baseline", bool, False,
+            "subtract the score of the all-zero input, alpha_k = s(x * M_k) - s(0): the paper's Definition 2 (and "
+            "PAPERS.md); off by default, as in the paper's Algorithm 1 and its reference implementation",
+        ),
         BATCH_SIZE_PARAM,
     ),
     uses_layer=True,
@@ -187,6 +191,14 @@ def _class_scores(logits: torch.Tensor, targets: torch.Tensor, score: str) -> to
 )
 def scorecam(request: Request, score: str, subtract_baseline: bool, batch_size: int) -> Attribution:
     """``alpha_k = s_t(x * M_k) [- s_t(0)]``, ``M_k = minmax(Up(A^k))`` scaled to [0, 1] over the image.
+
+    Baseline: PAPERS.md writes ``alpha_k = f(x * M_k)_c - f(x_b)_c``, the paper's Definition 2 (channel-wise
+    increase of confidence). The paper's Algorithm 1, its reference implementation (github.com/haofanwang/Score-CAM)
+    and pytorch-grad-cam use ``alpha_k = s_t(x * M_k)`` without subtracting anything, and so does the default here
+    (``subtract_baseline=False``): it is what users compare against. ``subtract_baseline=True`` gives the formula of
+    PAPERS.md with ``x_b`` the all-zero input (the dataset mean after normalisation). The two differ by
+    ``s_t(0) * sum_k A^k``, a map of its own, not a constant: with the baseline, channels that raise the score above
+    the blank input's count positively and the others negatively.
 
     The masked inputs of all (image, channel) pairs are scored in batches of ``batch_size`` rows (one forward pass
     each, no graph); the result does not depend on the batch size. A channel that is zero everywhere contributes
@@ -321,14 +333,23 @@ def ablationcam(request: Request, batch_size: int) -> Attribution:
     replay_tail = _replay_reproduces_logits(request, logits[0], calls - 1)
     values_per_row = activations[0].numel() if replay_tail else x[0].numel()
     copies_per_pass = max(1, rows_per_forward(batch_size, values_per_row) - 1)  # plus the unablated row
-    for index in range(x.shape[0]):
-        channels = active[index].nonzero().squeeze(1)
-        for start, stop in spans(len(channels), copies_per_pass):
-            part = channels[start:stop]
+    passes = _ablation_passes(active, copies_per_pass)
+    for start, stop in spans(len(passes), 1):  # one pass per span: progress runs over the whole batch, once
+        for index, part in passes[start:stop]:
             out = _ablated_logits(request, x[index : index + 1], part, calls - 1, replay_tail)
             ablated[index, part] = out[1:, targets[index]]
     weights = safe_divide(scores.unsqueeze(1) - ablated, scores.unsqueeze(1))
     return _layer_attribution(request, channel_weighted_sum(weights, activations), logits)
+
+
+def _ablation_passes(active: torch.Tensor, copies_per_pass: int) -> list[tuple[int, torch.Tensor]]:
+    """Every forward pass of Ablation-CAM as (image index, channels to ablate): the active channels of each image,
+    ``copies_per_pass`` at a time, all images in one list."""
+    passes = []
+    for index in range(active.shape[0]):
+        channels = active[index].nonzero().squeeze(1)
+        passes += [(index, channels[start : start + copies_per_pass]) for start in range(0, len(channels), copies_per_pass)]
+    return passes
 
 
 def _replay_reproduces_logits(request: Request, first_logits: torch.Tensor, at_call: int) -> bool:
