@@ -13,7 +13,8 @@ integrated_gradients ``IntegratedGradients`` with the same baseline, steps and r
                      ``riemann_trapezoid`` Captum's weights sum to ``(n-1)/n``: its result is rescaled by
                      ``n/(n-1)`` to the exact trapezoid rule)
 smoothgrad           ``NoiseTunnel(nt_type="smoothgrad")`` over the same base method, one image at a time with
-                     ``stdevs`` = that image's sigma, after ``torch.manual_seed(seed)`` (same noise as ours)
+                     ``stdevs`` = that image's sigma, after ``torch.manual_seed(seed)`` (same noise as ours;
+                     one process-wide lock around the seeded draws, so concurrent calls keep their seeds)
 ==================== ===================================================================================
 
 Captum leaves hooks behind when it fails half-way; every call here runs inside ``preserved_model_state``.
@@ -21,6 +22,7 @@ Captum leaves hooks behind when it fails half-way; every call here runs inside `
 
 from __future__ import annotations
 
+import threading
 import warnings
 from typing import Any
 
@@ -38,6 +40,12 @@ from .gradients import resolve_target
 from .modelstate import preserved_model_state
 
 __all__ = ["captum_attribute", "captum_explain", "has_reference", "reference_methods"]
+
+
+_GLOBAL_RNG = threading.Lock()
+"""Held while Captum draws its noise from torch's process-wide generator after seeding it. Two sessions explaining
+different models hold different model locks; without this one their seeded draws interleave and both get noise of
+neither seed."""
 
 
 def reference_methods() -> dict[str, str]:
@@ -91,7 +99,7 @@ def _smoothgrad(
         return tunnel.attribute(x, target=target, stdevs=stdev, nt_samples_batch_size=samples_per_pass, **options)
     per_image = []
     for index in range(x.shape[0]):
-        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        with _GLOBAL_RNG, torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
             torch.manual_seed(params["seed"])
             image, stdev = x[index : index + 1], float(sigma[index])
             per_image.append(tunnel.attribute(image, target=target[index : index + 1], stdevs=stdev, **options))

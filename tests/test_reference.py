@@ -99,3 +99,40 @@ def test_captum_hooks_are_removed_when_it_fails() -> None:
         with pytest.raises(RuntimeError, match="failed"):
             captum_explain(model, torch.randn(1, 3, 8, 8), name, target=0, layer="conv")
         assert capture_model_state(model).summary() == before
+
+
+def test_seeded_captum_smoothgrad_is_reproducible_under_concurrent_calls() -> None:
+    """Captum draws SmoothGrad's noise from torch's global generator after seeding it. Two sessions on different
+    models (different model locks) run at once, several times: each must get the result it gets alone."""
+    import sys
+    import threading
+
+    models = [cifar_resnet18(0), cifar_resnet18(1)]
+    x = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    params = {"samples": 2, "seed": 3}
+    alone = [captum_explain(model, x, "smoothgrad", target=0, **params).raw for model in models]
+
+    def run_together() -> list:
+        together: list = [None, None]
+        barrier = threading.Barrier(2)
+
+        def session(index: int) -> None:
+            barrier.wait()
+            together[index] = captum_explain(models[index], x, "smoothgrad", target=0, **params).raw
+
+        threads = [threading.Thread(target=session, args=(index,)) for index in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return together
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: without the lock, draws interleave
+    try:
+        rounds = [run_together() for _ in range(4)]
+    finally:
+        sys.setswitchinterval(interval)
+    for together in rounds:
+        for expected, got in zip(alone, together):
+            torch.testing.assert_close(got, expected, rtol=0, atol=0)
