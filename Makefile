@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+# The app listens on this machine only (the Train page starts processes and reads local folders);
+# make run ADDRESS=0.0.0.0 lets other machines reach it.
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test test-fast install install-dev system-deps checkpoints clean
 
@@ -23,7 +26,7 @@ install: $(VENV)/.runtime-installed
 install-dev: $(VENV)/.dev-installed
 
 run: install
-	$(BIN)/python -m streamlit run app.py --server.port $(PORT)
+	$(BIN)/python -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 # The browser tests drive the system Chromium; install it when it is missing and we may (root).
 system-deps:

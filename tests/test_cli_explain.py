@@ -66,6 +66,27 @@ def test_writes_overlay_and_map(workspace: Path, capsys: pytest.CaptureFixture[s
     np.testing.assert_allclose(saved, interpgrad.explain(model, x, "gradcam").map[0].numpy(), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize(("method", "shape"), [("gradcam", (4, 4)), ("gradient", (3, 32, 32))])
+def test_raw_npy_is_the_signed_attribution_at_its_native_resolution(
+    workspace: Path, capsys: pytest.CaptureFixture[str], method: str, shape: tuple[int, ...]
+) -> None:
+    raw, shown = workspace / f"{method}.raw.npy", workspace / f"{method}.map.npy"
+    code, stdout, stderr = _run(
+        capsys, "--checkpoint", str(workspace / "run"), "--image", str(workspace / "image.png"), "--method", method,
+        "--out", str(workspace / f"{method}.png"), "--npy", str(shown), "--raw-npy", str(raw),
+    )
+    assert code == 0, stderr
+    assert str(raw) in stdout and str(shown) in stdout
+    model, metadata = interpgrad.load_checkpoint(workspace / "run")
+    x = prepare_image(load_image(workspace / "image.png"), 32, metadata["data"]["mean"], metadata["data"]["std"])
+    expected = interpgrad.explain(model, x, method)
+    saved = np.load(raw)
+    assert saved.shape == shape and saved.dtype == np.float32
+    assert method != "gradient" or (saved < 0).any()  # signed: the gradient before any absolute value
+    np.testing.assert_allclose(saved, expected.raw[0].numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.load(shown), expected.map[0].numpy(), rtol=1e-5, atol=1e-7)  # --npy is unchanged
+
+
 def test_target_by_name_params_signed_and_bare_checkpoint(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = workspace / "signed.png"
     code, stdout, stderr = _run(

@@ -1,7 +1,10 @@
 """``python -m interpgrad explain``: the saliency map of one image under one method, as an overlay PNG (and .npy).
 
     python -m interpgrad explain --checkpoint runs/demo --image cat.jpg --method gradcam --out cat_gradcam.png \\
-        [--npy map.npy] [--target 3 | --target cat] [--layer layer4] [--param name=value ...] [--signed]
+        [--npy map.npy] [--raw-npy raw.npy] [--target 3 | --target cat] [--layer layer4] [--param name=value ...] [--signed]
+
+``--npy`` is the map shown (at the model's input size), ``--raw-npy`` the method's raw attribution (signed, at its
+native resolution: ``[C, H, W]`` at the input for gradient methods, ``[h, w]`` at the layer before the ReLU for CAMs).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-HELP = "explain a checkpoint's decision on one image: write the saliency overlay as PNG (and the map as .npy)"
+HELP = "explain a checkpoint's decision on one image: write the saliency overlay as PNG (and the maps as .npy)"
 
 
 def _method_names() -> list[str]:
@@ -32,7 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--method", required=True, choices=_method_names(), metavar="METHOD", help="attribution method: %(choices)s"
     )
     parser.add_argument("--out", required=True, help="the overlay PNG to write")
-    parser.add_argument("--npy", help="also write the map (float32 [H, W] at the model's input size, not normalised)")
+    parser.add_argument(
+        "--npy", help="also write the map shown (float32 [H, W] at the model's input size, not normalised; signed with --signed)"
+    )
+    parser.add_argument(
+        "--raw-npy", metavar="PATH",
+        help="also write the raw attribution (float32, signed, at its native resolution: [C, H, W] at the input for "
+        "gradient methods, [h, w] at the target layer before the ReLU for CAM methods)",
+    )
     parser.add_argument("--target", help="class to explain: an index or a class name (default: the predicted class)")
     parser.add_argument("--layer", help="target layer of CAM methods, a dotted name such as layer4 (default: the model's)")
     parser.add_argument(
@@ -139,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
     _write(Path(args.out), png_bytes(picture))
     if args.npy:
         _write(Path(args.npy), _npy_bytes(shown.numpy().astype(np.float32)))
+    if args.raw_npy:
+        _write(Path(args.raw_npy), _npy_bytes(explanation.raw[0].numpy().astype(np.float32)))
 
     probabilities = explanation.probabilities[0]
     predicted = int(probabilities.argmax())
@@ -146,5 +158,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"predicted: {class_names[predicted]} (class {predicted}, p={float(probabilities[predicted]):.3f})")
     print(f"explained: {class_names[explained]} (class {explained}, p={float(probabilities[explained]):.3f})")
     where = f" at layer {explanation.layer}" if explanation.layer else ""
-    print(f"wrote {args.out} ({args.method}{where})" + (f" and {args.npy}" if args.npy else ""))
+    extra = [path for path in (args.npy, args.raw_npy) if path]
+    print(f"wrote {args.out} ({args.method}{where})" + "".join(f" and {path}" for path in extra))
     return 0
