@@ -313,3 +313,16 @@ def test_models_sharing_a_name_are_kept_apart(tmp_path: Path, isolated_folders: 
     _no_exception(at)
     result = at.session_state["explore.result"][1]
     assert [(row.key, row.target_name) for row in result.rows] == [(keys[0], "star"), (keys[1], "heart")]
+
+
+def test_make_run_listens_on_this_machine_unless_told_otherwise() -> None:
+    """The Train page starts processes and reads local folders: `make run` binds to 127.0.0.1 by default."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    for extra, address in [([], "127.0.0.1"), (["ADDRESS=0.0.0.0"], "0.0.0.0")]:
+        dry = subprocess.run(["make", "-n", "run", *extra], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        command = next(line for line in dry.stdout.splitlines() if "streamlit run app.py" in line)
+        assert f"--server.address {address}" in command, command
