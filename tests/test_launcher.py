@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +15,7 @@ from interpgrad import ConfigError, InterpgradError
 from interpgrad.cli import build_parser
 from interpgrad.cli.train import _options
 from interpgrad.training import RunDir, launch_run, make_config, resume_run, stop_run
-from interpgrad.training.launcher import command_line, valid_run_name
+from interpgrad.training.launcher import _spawn, command_line, valid_run_name
 
 TINY = {"arch": "resnet18", "width": 0.125, "dataset": "shapes", "n_train": 512, "n_val": 32, "batch_size": 32,
         "alignment_samples": 16, "regularizer": "guided"}
@@ -86,3 +90,58 @@ def test_missing_data_is_refused_before_launching(tmp_path: Path) -> None:
     with pytest.raises(InterpgradError, match="not found under"):
         launch_run({**TINY, "dataset": "cifar100", "data_root": str(tmp_path)}, tmp_path, "nocifar")
     assert not any(tmp_path.iterdir())
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads /proc")
+
+
+def _process_state(pid: int) -> str | None:
+    """The state letter in /proc/PID/stat (Z: a zombie), None once the process is reaped."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()[0]
+
+
+def _until(condition, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@needs_proc
+def test_a_killed_trainer_left_as_a_zombie_is_not_running(tmp_path: Path) -> None:
+    """A child killed by SIGKILL stays a zombie until its parent reaps it (the app's server, for the runs it
+    launched); os.kill(pid, 0) still succeeds on it, yet the run must read as interrupted."""
+    run = RunDir(tmp_path / "run")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        run.write_status("running", pid=child.pid)
+        assert run.read_status()["state"] == "running"
+        child.send_signal(signal.SIGKILL)
+        _until(lambda: _process_state(child.pid) == "Z")
+        assert run.read_status()["state"] == "interrupted"
+        assert not stop_run(run)
+    finally:
+        child.kill()
+        child.wait()
+
+
+@needs_proc
+def test_a_reused_process_id_is_not_taken_for_the_trainer(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run")
+    run.write_status("running", pid=os.getpid())  # this process, with its start time
+    assert run.read_status()["state"] == "running"
+    run.write_status("running", pid=os.getpid(), process_start="an-earlier-boot:12345")  # a trainer before a reboot
+    assert run.read_status()["state"] == "interrupted"
+
+
+@needs_proc
+def test_a_launched_process_is_reaped_when_it_dies(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run")
+    process = _spawn([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], run)
+    _until(lambda: _process_state(process.pid) is None)  # reaped: not even a zombie left
+    assert process.wait(timeout=10) == -signal.SIGKILL
+    assert run.read_status()["state"] == "interrupted"

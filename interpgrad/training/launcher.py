@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -52,7 +53,9 @@ def command_line(config: TrainConfig) -> list[str]:
 
 
 def _spawn(arguments: list[str], run: RunDir) -> subprocess.Popen:
-    """Start the training process detached from ours; its status says "running" (starting) until it writes its own."""
+    """Start the training process detached from ours; its status says "running" (starting) until it writes its own.
+    A thread waits for it, so that when it ends (even by SIGKILL or the OOM killer) it is reaped at once instead of
+    lingering as a zombie child of the app that still looks alive."""
     run.path.mkdir(parents=True, exist_ok=True)
     with open(run.log_path, "ab") as log:
         process = subprocess.Popen(
@@ -62,6 +65,7 @@ def _spawn(arguments: list[str], run: RunDir) -> subprocess.Popen:
     previous = run.read_status()
     run.write_status("running", pid=process.pid, starting=True,
                      **{k: previous[k] for k in ("epoch", "epochs", "step", "steps_per_epoch") if k in previous})
+    threading.Thread(target=process.wait, name=f"reap {run.name}", daemon=True).start()
     return process
 
 
@@ -90,7 +94,7 @@ def stop_run(run: RunDir) -> bool:
     """Ask a running run to stop after its current step (SIGTERM); it saves and can be resumed. False if not running."""
     status = run.read_status()
     pid = status.get("pid")
-    if status.get("state") != "running" or not process_alive(pid):
+    if status.get("state") != "running" or not process_alive(pid, status.get("process_start")):
         return False
     os.kill(pid, signal.SIGTERM)
     return True

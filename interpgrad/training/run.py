@@ -22,15 +22,50 @@ from typing import Any, Iterator
 
 from .checkpoint import CHECKPOINT_NAME, atomic_write_bytes
 
-__all__ = ["RunDir", "STATES", "list_runs", "process_alive"]
+__all__ = ["RunDir", "STATES", "list_runs", "process_alive", "process_start"]
 
 STATES = ("running", "finished", "failed", "stopped")
 
 
-def process_alive(pid: int | None) -> bool:
-    """Whether a process with this id exists (on this machine)."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat from the state on (field 3 first; the name before it may hold spaces and
+    parentheses), or None when there is no such process or no /proc."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _start(fields: list[str]) -> str:
+    return f"{_boot_id()}:{fields[19]}"
+
+
+def process_start(pid: int) -> str | None:
+    """What tells this process from a later one with the same id: the boot's id and the start time (field 22 of
+    /proc/PID/stat, clock ticks since boot). None without /proc (then only the id is checked)."""
+    fields = _proc_stat(pid)
+    return _start(fields) if fields else None
+
+
+def process_alive(pid: int | None, start: str | None = None) -> bool:
+    """Whether the process with this id is still running (on this machine): not gone, not a zombie (killed but not
+    yet reaped by its parent, e.g. a trainer the app launched and that was SIGKILLed) and, given ``start``
+    (``process_start`` when it began), the same process rather than a later one that reuses the id."""
     if not pid:
         return False
+    if Path("/proc/self/stat").is_file():
+        fields = _proc_stat(pid)
+        if fields is None or fields[0] in ("Z", "X"):
+            return False
+        return start is None or _start(fields) == start
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -122,8 +157,12 @@ class RunDir:
     # status -------------------------------------------------------------------------------------------------------
 
     def write_status(self, state: str, **details: Any) -> None:
+        """Write the status; a ``pid`` is stored with its ``process_start``, so that a later process reusing the id
+        is not taken for this run's."""
         if state not in STATES:
             raise ValueError(f"unknown run state {state!r}")
+        if details.get("pid") and "process_start" not in details:
+            details["process_start"] = process_start(details["pid"])
         _write_json(self.status_path, {"state": state, "updated_at": time.time(), **details})
 
     def read_status(self) -> dict[str, Any]:
@@ -132,7 +171,7 @@ class RunDir:
         status = _read_json(self.status_path)
         if not isinstance(status, dict):
             return {"state": "new"}
-        if status.get("state") == "running" and not process_alive(status.get("pid")):
+        if status.get("state") == "running" and not process_alive(status.get("pid"), status.get("process_start")):
             status = {**status, "state": "interrupted", "reason": "the training process is gone (killed or crashed)"}
         return status
 
