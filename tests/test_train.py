@@ -64,11 +64,32 @@ def test_precedence_defaults_preset_file_flags(tmp_path: Path) -> None:
         ({"dataset": "mnist"}, "unknown dataset 'mnist'"),
         ({"epochs": 0}, "--epochs"),
         ({"nonsense": 1}, "unknown training option 'nonsense'"),
+        ({"regularizer": "score_matching", "amp": "bf16"}, "--amp bf16 .*Hessian-trace estimate"),
+        ({"regularizer": "anti_score_matching", "amp": "fp16"}, "--amp fp16 .*Hessian-trace estimate"),
+        ({"regularizer_params": {"lam": 0.1}}, r"--lam needs a regularizer that has it \(e.g. --regularizer guided\)"),
+        ({"epochs": "two"}, "option epochs must be a whole number, got 'two'"),
+        ({"regularizer": "guided", "regularizer_params": ["lam", 0.1]}, "option regularizer_params must be a mapping"),
+        ({"augment": "maybe"}, "option augment must be true or false"),
+        ({"device": "tpu"}, "--device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
     ],
 )
 def test_invalid_options_are_clear_errors(options: dict, message: str) -> None:
     with pytest.raises(interpgrad.InterpgradError, match=message):
         make_config({"out": "x", **options})
+
+
+def test_config_files_of_the_wrong_types(tmp_path: Path) -> None:
+    yaml_file = tmp_path / "options.yaml"
+    yaml_file.write_text("lr: 1e-3\nepochs: 3\nmilestones: [1, 2]\n")  # PyYAML reads 1e-3 as the string '1e-3'
+    config = make_config({"out": "x"}, config_file=yaml_file)
+    assert (config.lr, config.epochs, config.milestones) == (1e-3, 3, (1, 2))
+    json_file = tmp_path / "options.json"
+    json_file.write_text(json.dumps({"epochs": "two"}))
+    with pytest.raises(ConfigError, match="option epochs must be a whole number, got 'two'"):
+        make_config({"out": "x"}, config_file=json_file)
+    json_file.write_text(json.dumps({"regularizer_params": [0.1]}))
+    with pytest.raises(ConfigError, match="option regularizer_params must be a mapping"):
+        make_config({"out": "x"}, config_file=json_file)
 
 
 def test_learning_rate_schedules(tmp_path: Path) -> None:
@@ -170,6 +191,9 @@ def _nan_parts(forward):  # type: ignore[no-untyped-def]
         (["--dataset", "cifar10", "--data-root", "/nonexistent/cifar"], "not found"),
         (["--epochs", "two"], "invalid int value"),
         (["--resume"], "--resume needs --out"),
+        (["--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
+        (["--lam", "0.1"], "--lam needs a regularizer that has it"),
+        (["--regularizer", "score_matching", "--amp", "bf16"], "Hessian-trace estimate"),
     ],
 )
 def test_bad_flags_exit_non_zero_with_one_line(tmp_path: Path, capsys, flags: list[str], message: str) -> None:

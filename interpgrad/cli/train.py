@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--clip-grad-norm", type=float)
     option("--seed", type=int)
     option("--device", help="auto (GPU when present), cpu, cuda, cuda:N")
-    option("--amp", choices=AMP_MODES, help="autocast: bf16 (all regularizers) or fp16 (baseline only)")
+    option("--amp", choices=AMP_MODES, help="autocast: bf16 (not with score matching) or fp16 (no regularizer)")
     option("--workers", type=int, help="processes decoding image-folder images")
     option("--no-channels-last", dest="channels_last", action="store_false")
     option("--alignment-samples", type=int, help="validation images for the gradient cosine (default 512)")

@@ -8,6 +8,10 @@ divided by 10 at 50 % and 75 % of training; the guided regularizer with the cosi
 from __future__ import annotations
 
 import json
+import math
+import re
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,6 +27,11 @@ __all__ = ["OPTIMIZERS", "PRESETS", "SCHEDULES", "AMP_MODES", "TrainConfig", "lo
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("multistep", "cosine", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
+# Regularizers whose loss estimates a Hessian trace by finite differences of logits, 2/sigma^2 (f(x+v) - f(x)), with
+# sigma 1e-2 / 1e-3: the difference is ~1e-4 of the logits, below the resolution of bf16 (~3 significant digits) and
+# fp16, so autocast turns the estimate into rounding noise. These train in float32, unnormalised (their official code).
+FINITE_DIFFERENCE_REGULARIZERS = ("score_matching", "anti_score_matching")
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass(frozen=True)
@@ -77,13 +86,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        """A validated config from plain values (a config file, config.json, the app); values of the wrong type are a
+        ConfigError naming the option, except numbers written as strings (PyYAML reads ``lr: 1e-3`` as a string)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"training options must be a mapping of name: value, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(map(str, data)) - known)
         if unknown:
             raise ConfigError(f"unknown training option {unknown[0]!r}")
-        values = dict(data)
-        if values.get("milestones") is not None:
-            values["milestones"] = tuple(int(m) for m in values["milestones"])
+        hints = typing.get_type_hints(cls)
+        values = {name: _coerce_option(name, value, hints[name]) for name, value in data.items()}
         return cls(**values).validated()
 
     # Derived settings ------------------------------------------------------------------------------------------
@@ -95,7 +107,7 @@ class TrainConfig:
     @property
     def resolved_normalize(self) -> bool:
         if self.normalize == "auto":
-            return self.regularizer not in ("score_matching", "anti_score_matching")
+            return self.regularizer not in FINITE_DIFFERENCE_REGULARIZERS
         return self.normalize == "true"
 
     @property
@@ -110,8 +122,9 @@ class TrainConfig:
         dataset = canonical_dataset_name(self.dataset)
         if self.regularizer not in REGULARIZERS:
             raise ConfigError(f"unknown regularizer {self.regularizer!r}; choose one of {', '.join(REGULARIZERS)}")
-        params = resolve_params(REGULARIZERS[self.regularizer].params, self.regularizer_params, owner=self.regularizer)
+        params = self._regularizer_params()
         checks = [
+            (_DEVICE.fullmatch(self.device) is not None, f"--device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
             (self.width > 0, f"--width must be positive, got {self.width}"),
             (self.activation in ("auto", *ACTIVATIONS), f"--activation must be auto or one of {', '.join(ACTIVATIONS)}"),
             (self.softplus_beta > 0, f"--softplus-beta must be positive, got {self.softplus_beta}"),
@@ -137,6 +150,11 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        if self.amp != "none" and self.regularizer in FINITE_DIFFERENCE_REGULARIZERS:
+            raise ConfigError(
+                f"--amp {self.amp} rounds the logits too coarsely for {self.regularizer}'s Hessian-trace estimate "
+                f"2/sigma^2 (f(x+v) - f(x)); train it without --amp"
+            )
         if self.amp == "fp16" and REGULARIZERS[self.regularizer].differentiates_gradients:
             raise ConfigError(
                 "--amp fp16 underflows the input gradients a gradient regularizer differentiates; use --amp bf16"
@@ -146,6 +164,99 @@ class TrainConfig:
         if self.milestones is not None and any(m < 1 for m in self.milestones):
             raise ConfigError("--milestones must be positive epoch numbers")
         return replace(self, dataset=dataset, regularizer_params=params)
+
+    def _regularizer_params(self) -> dict[str, Any]:
+        """The regularizer's parameters, defaults filled in; a parameter of another regularizer (``--lam`` with the
+        default ``none``) says which regularizer has it rather than that ``none`` does not."""
+        declared = REGULARIZERS[self.regularizer].params
+        for name in self.regularizer_params:
+            if any(param.name == name for param in declared):
+                continue
+            owners = [key for key, spec in REGULARIZERS.items() if any(param.name == name for param in spec.params)]
+            if owners:
+                takes = ", ".join(param.name for param in declared) or "no parameters"
+                raise ConfigError(f"--{name.replace('_', '-')} needs a regularizer that has it (e.g. --regularizer "
+                                  f"{owners[0]}); {self.regularizer} takes {takes}")
+        return resolve_params(declared, self.regularizer_params, owner=self.regularizer)
+
+
+def _whole_number(value: Any) -> int:
+    """``value`` as an int: an int, a float without fraction, or a string of either; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        return value
+    number = float(value) if isinstance(value, (float, str)) else math.nan
+    if not number.is_integer():
+        raise ValueError(value)
+    return int(number)
+
+
+def _finite_number(value: Any) -> float:
+    """``value`` as a finite float: an int, a float or a string such as "1e-3"; ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+def _exact(kind: type) -> Any:
+    def convert(value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise ValueError(value)
+        return value
+
+    return convert
+
+
+def _milestone_list(value: Any) -> tuple[int, ...]:
+    """Epoch numbers from a list or from "100,150" (the flag's form)."""
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(value)
+    return tuple(_whole_number(item) for item in value)
+
+
+def _parameter_mapping(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise ValueError(value)
+    return dict(value)
+
+
+# field type -> (converter, what the error message says is expected)
+_CONVERTERS: dict[Any, tuple[Any, str]] = {
+    bool: (_exact(bool), "true or false"),
+    int: (_whole_number, "a whole number"),
+    float: (_finite_number, "a finite number"),
+    str: (_exact(str), "a string"),
+    dict: (_parameter_mapping, "a mapping of parameter names to values"),
+    tuple: (_milestone_list, "a list of epoch numbers"),
+}
+
+
+def _field_kind(hint: Any) -> tuple[type, bool]:
+    """(plain type, optional) of a field annotation: (int, True) for ``int | None``, (dict, False) for
+    ``dict[str, Any]``, (tuple, True) for ``tuple[int, ...] | None``."""
+    optional = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        arguments = [argument for argument in typing.get_args(hint) if argument is not type(None)]
+        optional, hint = len(arguments) < len(typing.get_args(hint)), arguments[0]
+    return typing.get_origin(hint) or hint, optional
+
+
+def _coerce_option(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as the type TrainConfig declares for option ``name`` (``hint``), or a ConfigError naming both."""
+    kind, optional = _field_kind(hint)
+    if value is None and optional:
+        return None
+    convert, expected = _CONVERTERS[kind]
+    try:
+        return convert(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"option {name} must be {expected}{' or null' if optional else ''}, got {value!r}") from None
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -179,8 +290,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             data = yaml.safe_load(text)
     except Exception as error:  # JSON or YAML syntax
         raise ConfigError(f"cannot parse {path.name}: {error}".splitlines()[0]) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path.name} must hold a mapping of options")
+    if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
+        raise ConfigError(f"{path.name} must hold a mapping of option names to values")
     return {key.replace("-", "_"): value for key, value in data.items()}
 
 
@@ -195,7 +306,7 @@ def make_config(
             raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         merged.update(PRESETS[preset], preset=preset)
     for layer in (load_config_file(config_file) if config_file else {}, dict(options or {})):
-        params = layer.pop("regularizer_params", None) or {}
+        params = _coerce_option("regularizer_params", layer.pop("regularizer_params", None) or {}, dict)
         if layer.get("regularizer", merged.get("regularizer")) != merged.get("regularizer"):
             merged.pop("regularizer_params", None)  # another regularizer: the earlier one's parameters do not apply
         merged.update(layer)
