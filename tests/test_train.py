@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +15,10 @@ import torch
 import interpgrad
 from interpgrad import ConfigError, load_checkpoint
 from interpgrad.cli import main as cli_main
-from interpgrad.regularizers import GuidedAlignment
+from interpgrad.regularizers import GuidedAlignment, NoRegularizer
 from interpgrad.training import RunDir, Trainer, make_config, train
+from interpgrad.training import trainer as trainer_module
+from interpgrad.training.distributed import DistributedContext
 from interpgrad.training.state import load_training_state, save_training_state
 from interpgrad.training.trainer import DivergenceError
 
@@ -167,6 +172,85 @@ def test_divergence_stops_with_a_reason_and_keeps_the_last_good_checkpoint(tmp_p
     assert load_checkpoint(run.path).metadata["epochs_completed"] == 1
 
 
+class _PoisonGradient(torch.autograd.Function):
+    """The identity forward, a backward of ``value`` everywhere: a finite loss whose gradients are not."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, value: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.value = value
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        return torch.full_like(grad, ctx.value), None
+
+
+def _poison_gradients_at(monkeypatch, call: int, value: float) -> None:
+    """The baseline's loss gets gradients of ``value`` at its ``call``-th call (1-based: one call per step)."""
+    original, calls = NoRegularizer.loss, {"count": 0}
+
+    def poisoned(self, model, forward, y):  # type: ignore[no-untyped-def]
+        parts = original(self, model, forward, y)
+        calls["count"] += 1
+        if calls["count"] == call:
+            parts.total = _PoisonGradient.apply(parts.total, value)
+        return parts
+
+    monkeypatch.setattr(NoRegularizer, "loss", poisoned)
+
+
+def _strict_json_lines(path: Path) -> list[dict]:
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in {path.name} is not JSON")
+
+    return [json.loads(line, parse_constant=refuse) for line in path.read_text().splitlines()]
+
+
+def test_non_finite_gradients_with_a_finite_loss_stop_before_the_step(tmp_path: Path, monkeypatch) -> None:
+    """NaN gradients on the last step of epoch 2 (the loss finite): stopped before the optimizer steps, so epoch 2 is
+    never saved and the resume state keeps the weights of epoch 1."""
+    config = _tiny(tmp_path, epochs=3)
+    _poison_gradients_at(monkeypatch, 2 * (256 // 32), float("nan"))
+    with pytest.raises(DivergenceError, match="gradients became non-finite at epoch 2, step 8") as raised:
+        train(config, progress=False)
+    assert "start a new run with a lower --lr or --lam" in str(raised.value)
+    run = RunDir(config.out)
+    assert run.read_status()["state"] == "failed" and "gradients" in run.read_status()["reason"]
+    assert [line["epoch"] for line in _strict_json_lines(run.metrics_path)] == [1]
+    assert load_checkpoint(run.path).metadata["epochs_completed"] == 1
+    from safetensors.torch import load_file
+
+    resume = load_file(run.resume_path)
+    assert all(torch.isfinite(t).all() for k, t in resume.items() if k.startswith("model.") and t.is_floating_point())
+
+
+def test_a_non_finite_validation_loss_is_never_saved(tmp_path: Path, monkeypatch) -> None:
+    config = _tiny(tmp_path, epochs=2)
+    original, calls = Trainer._evaluate_loss, {"count": 0}
+
+    def nan_in_epoch_2(self, model):  # type: ignore[no-untyped-def]
+        calls["count"] += 1
+        loss, accuracy = original(self, model)
+        return (float("nan") if calls["count"] == 2 else loss), accuracy
+
+    monkeypatch.setattr(Trainer, "_evaluate_loss", nan_in_epoch_2)
+    with pytest.raises(DivergenceError, match=r"non-finite in epoch 2 \(val_loss=nan\)"):
+        train(config, progress=False)
+    run = RunDir(config.out)
+    assert len(_strict_json_lines(run.metrics_path)) == 1
+    assert load_checkpoint(run.path).metadata["epochs_completed"] == 1
+    assert run.read_status()["state"] == "failed"
+
+
+def test_fp16_infinite_gradients_are_still_the_grad_scaler_s_to_skip(tmp_path: Path, monkeypatch) -> None:
+    """Under fp16 an inf gradient is routine (the scaler skips that step and lowers its scale): no divergence."""
+    config = _tiny(tmp_path, amp="fp16", epochs=1, n_train=128)
+    _poison_gradients_at(monkeypatch, 2, float("inf"))
+    history = train(config, progress=False)
+    assert len(history) == 1 and all(math.isfinite(value) for value in history[0].values())
+    assert all(torch.isfinite(value).all() for value in _parameters(Path(config.out)).values())
+
+
 def test_divergence_on_the_command_line_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(GuidedAlignment, "loss", lambda self, model, forward, y: _nan_parts(forward))
     code = cli_main(["train", "--width", "0.125", "--n-train", "64", "--n-val", "32", "--batch-size", "32",
@@ -192,6 +276,10 @@ def _nan_parts(forward):  # type: ignore[no-untyped-def]
         (["--epochs", "two"], "invalid int value"),
         (["--resume"], "--resume needs --out"),
         (["--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
+        pytest.param(["--device", "cuda"], "no CUDA GPU is available",
+                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")),
+        (["--n-train", "5", "--n-val", "8"], "fewer than one batch"),
+        (["--grad-accumulation", "3"], "must be divisible by processes x --grad-accumulation = 3"),
         (["--lam", "0.1"], "--lam needs a regularizer that has it"),
         (["--regularizer", "score_matching", "--amp", "bf16"], "Hessian-trace estimate"),
     ],
@@ -208,6 +296,127 @@ def test_bad_flags_exit_non_zero_with_one_line(tmp_path: Path, capsys, flags: li
     assert len(error) == 1 and error[0].startswith("interpgrad train: error:"), error
     assert message.split(".*")[0] in error[0] or __import__("re").search(message, error[0])
     assert not out.exists()  # nothing written for bad input
+
+
+def test_out_must_be_a_folder_that_can_be_made(tmp_path: Path, capsys) -> None:
+    file = tmp_path / "a-file"
+    file.write_text("keep me")
+    cases = [(file, "is a file, not a folder"), (file / "run", "is a file, not a folder")]
+    if Path("/sys/kernel").is_dir():  # no one may make a folder there, root included
+        cases.append((Path("/sys/interpgrad-run"), "not writable|cannot create the run folder"))
+    for out, message in cases:
+        code = cli_main(["train", "--out", str(out), "--n-train", "64", "--n-val", "8", "--batch-size", "32",
+                         "--width", "0.125", "--no-progress"])
+        error = capsys.readouterr().err.strip().splitlines()
+        assert code != 0 and len(error) == 1 and re.search(message, error[0]), error
+    assert file.read_text() == "keep me"
+
+
+def test_a_run_the_app_launched_records_why_its_set_up_failed(tmp_path: Path) -> None:
+    """The launcher made the folder and wrote "starting" with the trainer's pid: bad input is then worth a reason there."""
+    config = _tiny(tmp_path, n_train=5, n_val=8)
+    run = RunDir(config.out)
+    run.path.mkdir()
+    run.write_status("running", pid=os.getpid(), starting=True)
+    with pytest.raises(ConfigError, match="fewer than one batch"):
+        train(config, progress=False)
+    status = run.read_status()
+    assert status["state"] == "failed" and "fewer than one batch" in status["reason"]
+
+
+def test_cifar_at_another_image_size_leaves_no_run_folder(tmp_path: Path, capsys) -> None:
+    from dataset_files import write_cifar10
+
+    write_cifar10(tmp_path / "data", np.random.default_rng(0))
+    out = tmp_path / "run"
+    code = cli_main(["train", "--out", str(out), "--dataset", "cifar10", "--data-root", str(tmp_path / "data"),
+                     "--image-size", "64", "--no-progress"])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(error) == 1 and "image_size=64 is not supported" in error[0]
+    assert not out.exists()
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs (the trainer's failure handler aside)."""
+
+
+@pytest.mark.parametrize("killed_in", ["write_metrics", "save_checkpoint"])
+def test_a_kill_between_the_end_of_epoch_writes_resumes_to_the_uninterrupted_result(
+    tmp_path: Path, monkeypatch, killed_in: str
+) -> None:
+    """Killed after the resume state of the last epoch was written but before metrics.jsonl or the checkpoint: --resume
+    completes them, so both equal an uninterrupted run's."""
+    straight = _tiny(tmp_path, "straight", epochs=2)
+    train(straight, progress=False)
+    owner = RunDir if killed_in == "write_metrics" else trainer_module
+    original, calls = getattr(owner, killed_in), {"count": 0}
+
+    def killed_at_the_second_epoch(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["count"] += 1
+        if calls["count"] == 2:
+            raise _Killed
+        return original(*args, **kwargs)
+
+    crashed = _tiny(tmp_path, "crashed", epochs=2)
+    monkeypatch.setattr(owner, killed_in, killed_at_the_second_epoch)
+    with pytest.raises(_Killed):
+        train(crashed, progress=False)
+    monkeypatch.undo()
+    train(crashed, resume=True, progress=False)
+
+    def lines(config) -> list[dict]:  # type: ignore[no-untyped-def]
+        return [{k: v for k, v in line.items() if k != "epoch_time_s"} for line in RunDir(config.out).read_metrics()]
+
+    assert lines(crashed) == lines(straight) and len(lines(crashed)) == 2
+    assert load_checkpoint(crashed.out).metadata["epochs_completed"] == 2
+    ours, reference = _parameters(Path(crashed.out)), _parameters(Path(straight.out))
+    for key, value in reference.items():
+        torch.testing.assert_close(ours[key], value, rtol=0, atol=0)
+
+
+def test_random_crop_pads_with_black_as_torchvision_before_normalize(tmp_path: Path) -> None:
+    """Both papers' code: RandomCrop(32, padding=4) then Normalize, so the padding is black, not the mean colour."""
+    trainer = Trainer(_tiny(tmp_path, n_train=64))
+    trainer._setup()
+    trainer.train_data.images[:] = 255  # white images: every black pixel is padding
+    x = next(trainer._shards(0, 0))[-2]  # the inputs of the first micro-batch
+    mean, std = (torch.tensor(values).view(1, 3, 1, 1) for values in (trainer.info.mean, trainer.info.std))
+    black = torch.isclose(x, ((0 - mean) / std).expand_as(x)).all(1)
+    white = torch.isclose(x, ((1 - mean) / std).expand_as(x)).all(1)
+    assert bool((black | white).all()) and 0 < int(black.sum()) < black.numel() // 2
+
+
+def test_score_matching_noise_differs_between_processes(tmp_path: Path, monkeypatch) -> None:
+    """Every process seeds the global generator alike; each must still draw its own noise for the Hessian-trace
+    estimate. Rank 0 keeps the single-process stream; another rank's noise is a function of (seed, epoch, step, shard)
+    and leaves the global stream as it was (so resuming needs no per-rank RNG state)."""
+    trainer = Trainer(_tiny(tmp_path, regularizer="score_matching", n_train=64))
+    trainer._setup()
+    draws: list[torch.Tensor] = []
+    randn_like = torch.randn_like
+    monkeypatch.setattr(torch, "randn_like", lambda t, *a, **k: draws.append(randn_like(t, *a, **k)) or draws[-1])
+    monkeypatch.setattr(torch.distributed, "all_reduce", lambda tensor, op=None: None)  # stands in for a group
+
+    def noise(rank: int, world_size: int, global_seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        trainer.distributed = DistributedContext(rank=rank, world_size=world_size)
+        trainer.micro_batch = 32 // world_size
+        torch.manual_seed(global_seed)
+        draws.clear()
+        trainer._train_step(0, 0, torch.zeros(6, dtype=torch.float64))
+        return draws[0], torch.get_rng_state()
+
+    single, _ = noise(0, 1)
+    torch.manual_seed(0)
+    assert torch.equal(single, torch.randn(single.shape))  # the single-process stream, unchanged
+    rank0, _ = noise(0, 2)
+    torch.manual_seed(0)
+    assert torch.equal(rank0, torch.randn(rank0.shape))
+    rank1, state = noise(1, 2)
+    assert rank1.shape == rank0.shape and not torch.allclose(rank1, rank0)
+    torch.manual_seed(0)
+    assert torch.equal(state, torch.get_rng_state())  # the global stream untouched
+    again, _ = noise(1, 2, global_seed=99)
+    assert torch.equal(again, rank1)  # a function of (seed, epoch, step, shard), not of the global state
 
 
 def test_resume_refuses_changed_settings(tmp_path: Path, capsys) -> None:

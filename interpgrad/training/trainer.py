@@ -9,8 +9,10 @@ What it guarantees:
   K gradient-accumulation steps sees.
 - A checkpoint and a resume state are written atomically at the end of every epoch; SIGKILL at any moment leaves
   the last complete epoch; SIGTERM (or Ctrl-C) stops after the current step and saves a mid-epoch resume state.
-- A non-finite loss stops the run with the reason in ``status.json`` and on the terminal; the last good checkpoint
-  stays.
+- A non-finite loss or gradient (checked before every optimizer step), or non-finite weights or metrics at an
+  epoch's end, stop the run with the reason in ``status.json`` and on the terminal; no checkpoint or resume state is
+  written from them, so the last good one stays.
+- Bad input (options, data, device, batch sizes) is found before anything is written: no run folder is left behind.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import socket
 import sys
 import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -49,10 +51,14 @@ from .state import load_training_state, save_training_state
 __all__ = ["DivergenceError", "Trainer", "train"]
 
 _STATUS_INTERVAL_S = 2.0
+_NOISE_STREAM = 1  # folded into the seed of the regularizer's noise, so it differs from the augmentation's draws
+# --resume refuses changed settings, so the advice is a new run.
+_DIVERGENCE_ADVICE = ("the last good checkpoint is kept; start a new run with a lower --lr or --lam, "
+                      "or with --clip-grad-norm")
 
 
 class DivergenceError(InterpgradError):
-    """The loss became NaN or infinite."""
+    """The loss, the gradients, the weights or a metric became NaN or infinite."""
 
 
 @dataclass
@@ -77,6 +83,38 @@ def _load_images(dataset: Any, workers: int) -> torch.Tensor:
 def _seed_for(*parts: int) -> int:
     """A 63-bit seed derived from integers (stable across processes and runs)."""
     return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+@contextmanager
+def _seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """The global generators (CPU, and ``device``'s when it is a GPU) seeded with ``seed`` inside the block and restored
+    after it: draws made inside are a function of ``seed`` and leave the outer stream untouched."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
+def _requested_device(name: str) -> torch.device:
+    """The device ``--device`` asks for (auto: a GPU when there is one); ConfigError when it is absent. The name's form
+    (auto, cpu, cuda, cuda:N) was checked with the config."""
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: no CUDA GPU is available; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: there are only {torch.cuda.device_count()} GPUs")
+    return device
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 class _StopRequest:
@@ -121,44 +159,58 @@ class Trainer:
         if self.distributed.is_main:
             (self._log_function or (lambda text: print(text, flush=True)))(message)
 
-    def _device(self) -> torch.device:
-        requested = self.config.device
-        if requested == "auto":
-            requested = "cuda" if torch.cuda.is_available() else "cpu"
-        device = torch.device(requested)
-        if device.type == "cuda":
-            if not torch.cuda.is_available():
-                raise ConfigError(f"--device {self.config.device}: no CUDA GPU is available; use --device cpu")
-            if self.distributed.enabled:
-                device = torch.device("cuda", self.distributed.local_rank)
-        elif device.type != "cpu":
-            raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {self.config.device!r}")
-        return device
-
     def _check_run_folder(self) -> None:
+        """The run folder can be created (or continued) at ``--out``; nothing is written yet."""
+        path = self.run_dir.path
         if not self.config.out:
             raise ConfigError("--out (the run folder) is required")
         if self.run_dir.exists() and not self.resume:
-            raise ConfigError(
-                f"{self.run_dir.path} already holds a run; pass --resume to continue it or choose another --out"
-            )
+            raise ConfigError(f"{path} already holds a run; pass --resume to continue it or choose another --out")
+        existing = _nearest_existing(path)
+        if not existing.is_dir():
+            raise ConfigError(f"--out {path}: {existing} is a file, not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"--out {path}: {existing} is not writable")
 
-    def _setup(self) -> None:
+    def _make_run_folder(self) -> None:
+        """Create the run folder: the first thing written, after every check."""
+        try:
+            self.run_dir.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"--out {self.run_dir.path}: cannot create the run folder ({error.strerror})") from None
+
+    def _micro_batch(self) -> int:
+        """The images one process trains on per micro-batch."""
         config = self.config
-        wants_cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
-        self.distributed = setup_distributed(wants_cuda)
-        self._check_run_folder()
-        check_dataset(config.dataset, config.data_root, config.download)  # before anything is written
-        self._claimed = True
-        self.device = self._device()
         shards = self.distributed.world_size * config.grad_accumulation
         if config.batch_size % shards:
             raise ConfigError(
                 f"--batch-size {config.batch_size} must be divisible by processes x --grad-accumulation = {shards}"
             )
-        self.micro_batch = config.batch_size // shards
-        if self.micro_batch < 2:
-            raise ConfigError(f"each process would train on batches of {self.micro_batch}; batch norm needs at least 2")
+        micro_batch = config.batch_size // shards
+        if micro_batch < 2:
+            raise ConfigError(f"each process would train on batches of {micro_batch}; batch norm needs at least 2")
+        return micro_batch
+
+    def _launched_for_us(self) -> bool:
+        """Whether the launcher created the run folder for this very process (its status names our pid as starting):
+        then the folder exists anyway, and a failure in set-up is worth recording there for the app."""
+        status = self.run_dir.read_status()
+        return bool(status.get("starting")) and status.get("pid") == os.getpid()
+
+    def _setup(self) -> None:
+        """Check everything a user can get wrong, load the data and build the model before claiming the run folder:
+        bad input leaves nothing behind (no folder that the app would list as a failed run)."""
+        config = self.config
+        device = _requested_device(config.device)
+        self.distributed = setup_distributed(device.type == "cuda")
+        if device.type == "cuda" and self.distributed.enabled:
+            device = torch.device("cuda", self.distributed.local_rank)
+        self.device = device
+        self._claimed = self.distributed.is_main and self._launched_for_us()
+        self._check_run_folder()
+        check_dataset(config.dataset, config.data_root, config.download)
+        self.micro_batch = self._micro_batch()
         if self.device.type == "cpu":
             keep_freed_memory()
         torch.manual_seed(config.seed)
@@ -190,6 +242,9 @@ class Trainer:
         self.regularizer: Regularizer = build_regularizer(config.regularizer, **config.regularizer_params)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
+        if self.distributed.is_main:
+            self._make_run_folder()
+        self._claimed = True  # every check passed: from here on a failure is recorded in the run folder
         self.distributed.barrier()  # every process has checked the run folder before rank 0 writes into it
 
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -215,25 +270,37 @@ class Trainer:
 
     # data ---------------------------------------------------------------------------------------------------------
 
-    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+    def _prepare(self, images: torch.Tensor, augmentation_seed: int | None = None) -> torch.Tensor:
+        """uint8 images as the model's input: in [0, 1], augmented (with ``augmentation_seed``), then normalised. The
+        crop pads before normalising, so its padding is black, as torchvision's RandomCrop(padding=4) ahead of
+        Normalize in both papers' code (zeros after normalising would be the dataset's mean colour)."""
         x = to_float_images(images.to(self.device, non_blocking=True))
+        if self.augmentation is not None and augmentation_seed is not None:
+            generator = torch.Generator().manual_seed(augmentation_seed)
+            x = self.augmentation.apply(x, self.augmentation.sample(len(x), generator))
         if self.info.normalized:
             x = normalize(x, self.info.mean, self.info.std, inplace=True)
-        return x
+        return x.contiguous(memory_format=self.memory_format)
 
-    def _shards(self, epoch: int, step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """This process's micro-batches of global step ``step``: shard j = rank * accumulation + micro."""
+    def _shards(self, epoch: int, step: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """This process's micro-batches of global step ``step`` as (shard, x, y): shard j = rank * accumulation + micro."""
         config = self.config
         order = torch.randperm(len(self.train_data.labels), generator=torch.Generator().manual_seed(_seed_for(config.seed, epoch)))
         batch = order[step * config.batch_size:(step + 1) * config.batch_size]
         for micro in range(config.grad_accumulation):
             shard = self.distributed.rank * config.grad_accumulation + micro
             indices = batch[shard * self.micro_batch:(shard + 1) * self.micro_batch]
-            x = self._prepare(self.train_data.images[indices])
-            if self.augmentation is not None:
-                generator = torch.Generator().manual_seed(_seed_for(config.seed, epoch, step, shard))
-                x = self.augmentation.apply(x, self.augmentation.sample(len(indices), generator))
-            yield x.contiguous(memory_format=self.memory_format), self.train_data.labels[indices].to(self.device)
+            x = self._prepare(self.train_data.images[indices], _seed_for(config.seed, epoch, step, shard))
+            yield shard, x, self.train_data.labels[indices].to(self.device)
+
+    def _noise(self, epoch: int, step: int, shard: int) -> Any:
+        """Where the regularizer's random draws (score matching's noise) come from on this shard. Every process seeds
+        the global generator alike, so without this every rank would draw rank 0's noise. Rank 0 (and a single
+        process) continues the global stream, which the resume state saves; any other rank draws from a stream seeded
+        by (seed, epoch, step, shard), which needs no saved state to resume exactly."""
+        if self.distributed.is_main:
+            return nullcontext()
+        return _seeded_rng(_seed_for(self.config.seed, epoch, step, shard, _NOISE_STREAM), self.device)
 
     # training -----------------------------------------------------------------------------------------------------
 
@@ -249,19 +316,21 @@ class Trainer:
             group["lr"] = self.learning_rate(epoch, step)
         self.optimizer.zero_grad(set_to_none=True)
         accumulation = self.config.grad_accumulation
-        for micro, (x, y) in enumerate(self._shards(epoch, step)):
+        for micro, (shard, x, y) in enumerate(self._shards(epoch, step)):
             sync = nullcontext()
             if self.distributed.enabled and micro < accumulation - 1:
                 sync = self.model.no_sync()
             with sync:
-                with self._autocast():
+                with self._autocast(), self._noise(epoch, step, shard):
                     parts = self.regularizer(self.model, x, y)
                 self._check_finite(parts, epoch, step)
                 self.scaler.scale(parts.total / accumulation).backward()
             totals += self._batch_totals(parts, y)
+        norm = None
         if self.config.clip_grad_norm:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad_norm)
+        self._check_gradients(norm, epoch, step)
         self.scaler.step(self.optimizer)
         self.scaler.update()
 
@@ -281,8 +350,38 @@ class Trainer:
         if self.distributed.any(bad, self.device):
             values = ", ".join(f"{k}={v:.4g}" for k, v in parts.as_dict().items())
             raise DivergenceError(
-                f"the loss became non-finite at epoch {epoch + 1}, step {step + 1} ({values}); the last good checkpoint "
-                f"is kept; try a lower --lr or --lam, or --clip-grad-norm"
+                f"the loss became non-finite at epoch {epoch + 1}, step {step + 1} ({values}); {_DIVERGENCE_ADVICE}"
+            )
+
+    def _check_gradients(self, norm: torch.Tensor | None, epoch: int, step: int) -> None:
+        """Before the optimizer step: a finite loss can still have NaN or infinite gradients, which would step the
+        weights into NaN. ``norm``: the total gradient norm when clipping computed it already. Under fp16 the
+        GradScaler owns this check (inf gradients are normal there: it skips the step and lowers the scale). After
+        DistributedDataParallel's all-reduce every process holds the same gradients; the flag is shared anyway so that
+        all stop together."""
+        if self.scaler.is_enabled():
+            return
+        if norm is None:
+            gradients = [p.grad for p in self.model.parameters() if p.grad is not None]
+            norm = nn.utils.get_total_norm(gradients) if gradients else torch.zeros((), device=self.device)
+        if self.distributed.any(not bool(torch.isfinite(norm).item()), self.device):
+            raise DivergenceError(
+                f"the gradients became non-finite at epoch {epoch + 1}, step {step + 1} (norm {float(norm):.4g}) "
+                f"while the loss was finite; {_DIVERGENCE_ADVICE}"
+            )
+
+    def _check_epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
+        """Before anything of an epoch is saved: its weights, buffers and metrics are finite (a checkpoint or resume
+        state with NaN weights would be taken for the last good one, and NaN is not valid JSON in metrics.jsonl)."""
+        model = unwrap_model(self.model)
+        bad = [f"{key}={value:.4g}" for key, value in metrics.items()
+               if isinstance(value, float) and not math.isfinite(value)]
+        bad += [f"weights {name}" for name, tensor in model.state_dict().items()
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())][:3]
+        if self.distributed.any(bool(bad), self.device):
+            raise DivergenceError(
+                f"the model became non-finite in epoch {epoch + 1} ({', '.join(bad) or 'on another process'}); "
+                f"{_DIVERGENCE_ADVICE}"
             )
 
     @staticmethod
@@ -309,7 +408,7 @@ class Trainer:
         totals = torch.zeros(3, dtype=torch.float64)
         for start in range(0, len(share), 256):
             indices = share[start:start + 256]
-            x = self._prepare(self.val_data.images[indices]).contiguous(memory_format=self.memory_format)
+            x = self._prepare(self.val_data.images[indices])
             y = labels[indices].to(self.device)
             with self._autocast():
                 logits = model(x)
@@ -326,7 +425,7 @@ class Trainer:
         cosines = []
         for start in range(0, count, 128):
             indices = torch.arange(start, min(start + 128, count))
-            x = self._prepare(self.val_data.images[indices]).contiguous(memory_format=self.memory_format)
+            x = self._prepare(self.val_data.images[indices])
             cosines.append(gradient_alignment(model, x, self.val_data.labels[indices].to(self.device)).float().cpu())
         return float(torch.cat(cosines).mean())
 
@@ -350,13 +449,19 @@ class Trainer:
         return {"epoch": epoch, "step": step, "totals": totals.tolist(), "history": history, "epoch_elapsed": elapsed}
 
     def _save(self, epoch: int, step: int, totals: torch.Tensor, history: list[dict[str, Any]], elapsed: float) -> None:
-        """Resume state first, then metrics and the model checkpoint (each atomic)."""
+        """The resume state first, then what derives from it (each file atomic). The resume state holds the model and
+        the metrics history, so ``--resume`` rewrites the rest from it: a kill between these writes loses nothing."""
         if not self.distributed.is_main:
             return
         save_training_state(self.run_dir.resume_path, self.model, self.optimizer,
                             self._progress_state(epoch, step, totals, history, elapsed), self.scaler)
+        self._write_outputs(history, checkpoint=step == 0)
+
+    def _write_outputs(self, history: list[dict[str, Any]], checkpoint: bool) -> None:
+        """metrics.jsonl from ``history`` and, with ``checkpoint`` (the model is the one after the last epoch of
+        ``history``), the model checkpoint."""
         self.run_dir.write_metrics(history)
-        if step == 0 and history:
+        if checkpoint and history:
             save_checkpoint(
                 self.run_dir.checkpoint_path, self.model, self.model_config, data=self.info,
                 training=self.config.to_dict(), regularizer={"name": self.regularizer.name, "params": self.regularizer.config},
@@ -377,6 +482,8 @@ class Trainer:
         empty = torch.zeros(6, dtype=torch.float64)
         if self.resume and self.run_dir.can_resume():
             progress = load_training_state(self.run_dir.resume_path, self.model, self.optimizer, self.scaler, self.device)
+            if self.distributed.is_main and progress["step"] == 0:  # an epoch's end: complete what a kill interrupted
+                self._write_outputs(progress["history"], checkpoint=True)
             self._log(f"resuming {self.run_dir.path} at epoch {progress['epoch'] + 1}, step {progress['step']}")
             return (progress["epoch"], progress["step"], torch.tensor(progress["totals"], dtype=torch.float64),
                     progress["history"], progress.get("epoch_elapsed", 0.0))
@@ -393,7 +500,8 @@ class Trainer:
         except BaseException as error:
             if self._claimed and self.distributed.is_main and self.run_dir.read_status().get("state") != "failed":
                 reason = str(error) or type(error).__name__
-                self.run_dir.write_status("failed", reason=reason.splitlines()[0], pid=os.getpid())
+                with suppress(OSError):  # the folder went away or became unwritable: the error itself matters more
+                    self.run_dir.write_status("failed", reason=reason.splitlines()[0], pid=os.getpid())
             raise
         finally:
             self.distributed.close()
@@ -401,7 +509,6 @@ class Trainer:
     def _run(self) -> list[dict[str, Any]]:
         config = self.config
         if self.distributed.is_main:
-            self.run_dir.path.mkdir(parents=True, exist_ok=True)
             created = (self.run_dir.read_config() or {}).get("created_at", time.time())
             self.run_dir.write_config({**config.to_dict(), "interpgrad_version": __version__, "created_at": created})
         epoch, start_step, totals, history, elapsed = self._start_or_resume()
@@ -425,14 +532,15 @@ class Trainer:
                         bar.set_postfix(self._postfix(totals), refresh=False)
                         if self.distributed.any(stop.signal is not None, self.device):
                             return self._stop(epoch, step + 1, totals, history, time.perf_counter() - epoch_start, started)
+                    metrics = {"epoch": epoch + 1, "lr": self.learning_rate(epoch, self.steps_per_epoch - 1),
+                               **self._means(self.distributed.sum(totals.to(self.device)).cpu(), "train"),
+                               **self._evaluate(), "epoch_time_s": time.perf_counter() - epoch_start}
+                    self._check_epoch(epoch, metrics)
                 except DivergenceError as error:
                     self._status("failed", epoch, step, history, reason=str(error), started_at=started)
                     raise
                 finally:
                     bar.close()
-                metrics = {"epoch": epoch + 1, "lr": self.learning_rate(epoch, self.steps_per_epoch - 1),
-                           **self._means(self.distributed.sum(totals.to(self.device)).cpu(), "train"), **self._evaluate(),
-                           "epoch_time_s": time.perf_counter() - epoch_start}
                 history.append(metrics)
                 epoch, start_step, elapsed = epoch + 1, 0, 0.0
                 totals = torch.zeros(6, dtype=torch.float64)
