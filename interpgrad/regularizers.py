@@ -227,6 +227,7 @@ class Regularizer(ABC):
     description: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
     recommended_activation: ClassVar[str] = "relu"
+    normalizes_inputs: ClassVar[bool] = True  # False: trained on inputs in [0, 1] (Srinivas & Fleuret's code)
     differentiates_gradients: ClassVar[bool] = True  # the loss differentiates an input gradient (double backprop)
     uses_guided_gradient: ClassVar[bool] = False  # the loss needs the rectifier hooks of the guided rule
     cheap_double_backward: bool = True  # interpgrad.double_backprop (False: PyTorch's own, for comparison)
@@ -315,6 +316,8 @@ class GradientNorm(Regularizer):
 
     name = "gradient_norm"
     description = "Penalise the squared norm of the logit gradient."
+    recommended_activation = "softplus"  # the paper compares it with score matching on the same Softplus(10) networks
+    normalizes_inputs = False
     params = (_lam(1e-3, "weight of 0.5 ||grad_x f_y||^2 (paper: 1e-3)"),)
 
     def loss(self, model: nn.Module, forward: Forward, y: torch.Tensor) -> LossParts:
@@ -335,6 +338,7 @@ class ScoreMatching(Regularizer):
     name = "score_matching"
     description = "Align the logit gradient with the data score (score matching)."
     recommended_activation = "softplus"
+    normalizes_inputs = False
     params = (
         _lam(1e-3, "weight of the score-matching term (paper: 1e-3)"),
         Param("mu", float, 1e-3, "weight of the stability term h^2 (paper: 1e-3)", low=0.0, high=1e3, log=True),
@@ -361,6 +365,7 @@ class AntiScoreMatching(Regularizer):
     name = "anti_score_matching"
     description = "Push the Hessian trace up (a negative control for gradient interpretability)."
     recommended_activation = "softplus"
+    normalizes_inputs = False
     differentiates_gradients = False
     params = (
         _lam(1e-4, "weight of the anti-score-matching term (paper: 1e-4)"),

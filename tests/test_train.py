@@ -44,8 +44,11 @@ def test_defaults_are_the_papers_settings() -> None:
     assert (config.batch_size, config.epochs, config.resolved_milestones, config.gamma) == (128, 200, (100, 150), 0.1)
     guided = make_config({"out": "x", "regularizer": "guided"})
     assert guided.regularizer_params == {"lam": 7.5e-3, "error": "cosine", "histogram_normalization": "each"}
-    score = make_config({"out": "x", "regularizer": "score_matching"})
-    assert score.resolved_activation == "softplus" and score.resolved_normalize is False
+    assert guided.resolved_activation == "relu" and guided.resolved_normalize is True
+    # Srinivas & Fleuret's code: Softplus(10) networks on inputs in [0, 1] for all three of their regularizers
+    for name in ("score_matching", "anti_score_matching", "gradient_norm"):
+        config = make_config({"out": "x", "regularizer": name})
+        assert config.resolved_activation == "softplus" and config.resolved_normalize is False, name
 
 
 def test_precedence_defaults_preset_file_flags(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--image-size", type=int)
     option("--n-train", type=int, help="use only this many training images")
     option("--n-val", type=int, help="use only this many validation images")
-    option("--normalize", choices=("auto", "true", "false"), help="auto: off for the score-matching family")
+    option("--normalize", choices=("auto", "true", "false"), help="auto: off for score matching, anti-score-matching and gradient norm (their code uses [0, 1] inputs)")
     option("--no-augment", dest="augment", action="store_false", help="no random crop / flip")
     option("--regularizer", choices=sorted(REGULARIZERS), help="default none")
     option("--lam", type=float, help="regularization weight (default: the regularizer's paper value)")

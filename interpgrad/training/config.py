@@ -52,7 +52,7 @@ class TrainConfig:
     image_size: int | None = None  # None: the dataset's size (32 for shapes and CIFAR, 64 for image folders)
     n_train: int | None = None
     n_val: int | None = None
-    normalize: str = "auto"  # "auto": on, except for the score-matching family (inputs in [0, 1], as in its code)
+    normalize: str = "auto"  # "auto": on, except for the Srinivas & Fleuret regularizers (inputs in [0, 1], as in their code)
     augment: bool = True
     # regularizer: its declared parameters (lam, error, mu, sigma, tau, ...); missing ones take its defaults
     regularizer: str = "none"
@@ -107,7 +107,7 @@ class TrainConfig:
     @property
     def resolved_normalize(self) -> bool:
         if self.normalize == "auto":
-            return self.regularizer not in FINITE_DIFFERENCE_REGULARIZERS
+            return REGULARIZERS[self.regularizer].normalizes_inputs
         return self.normalize == "true"
 
     @property
