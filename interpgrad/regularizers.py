@@ -228,6 +228,9 @@ class Regularizer(ABC):
     params: ClassVar[tuple[Param, ...]] = ()
     recommended_activation: ClassVar[str] = "relu"
     normalizes_inputs: ClassVar[bool] = True  # False: trained on inputs in [0, 1] (Srinivas & Fleuret's code)
+    # The loss differences logits of nearby inputs (the Hessian-trace estimate 2/sigma^2 (f(x+v) - f(x)), ~1e-4 of the
+    # logits): below the resolution of bf16 and fp16, so it must not run under autocast.
+    differences_logits: ClassVar[bool] = False
     differentiates_gradients: ClassVar[bool] = True  # the loss differentiates an input gradient (double backprop)
     uses_guided_gradient: ClassVar[bool] = False  # the loss needs the rectifier hooks of the guided rule
     cheap_double_backward: bool = True  # interpgrad.double_backprop (False: PyTorch's own, for comparison)
@@ -339,6 +342,7 @@ class ScoreMatching(Regularizer):
     description = "Align the logit gradient with the data score (score matching)."
     recommended_activation = "softplus"
     normalizes_inputs = False
+    differences_logits = True
     params = (
         _lam(1e-3, "weight of the score-matching term (paper: 1e-3)"),
         Param("mu", float, 1e-3, "weight of the stability term h^2 (paper: 1e-3)", low=0.0, high=1e3, log=True),
@@ -366,6 +370,7 @@ class AntiScoreMatching(Regularizer):
     description = "Push the Hessian trace up (a negative control for gradient interpretability)."
     recommended_activation = "softplus"
     normalizes_inputs = False
+    differences_logits = True
     differentiates_gradients = False
     params = (
         _lam(1e-4, "weight of the anti-score-matching term (paper: 1e-4)"),

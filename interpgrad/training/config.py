@@ -27,10 +27,6 @@ __all__ = ["OPTIMIZERS", "PRESETS", "SCHEDULES", "AMP_MODES", "TrainConfig", "lo
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("multistep", "cosine", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
-# Regularizers whose loss estimates a Hessian trace by finite differences of logits, 2/sigma^2 (f(x+v) - f(x)), with
-# sigma 1e-2 / 1e-3: the difference is ~1e-4 of the logits, below the resolution of bf16 (~3 significant digits) and
-# fp16, so autocast turns the estimate into rounding noise. These train in float32, unnormalised (their official code).
-FINITE_DIFFERENCE_REGULARIZERS = ("score_matching", "anti_score_matching")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -150,7 +146,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
-        if self.amp != "none" and self.regularizer in FINITE_DIFFERENCE_REGULARIZERS:
+        if self.amp != "none" and REGULARIZERS[self.regularizer].differences_logits:
             raise ConfigError(
                 f"--amp {self.amp} rounds the logits too coarsely for {self.regularizer}'s Hessian-trace estimate "
                 f"2/sigma^2 (f(x+v) - f(x)); train it without --amp"
