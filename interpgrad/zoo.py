@@ -21,7 +21,7 @@ from .errors import CheckpointError
 from .training.checkpoint import CHECKPOINT_NAME, atomic_write_bytes, load_checkpoint, read_checkpoint_metadata
 from .training.run import RunDir
 
-__all__ = ["ModelEntry", "default_directories", "discover_models", "save_upload", "upload_stem"]
+__all__ = ["ModelEntry", "as_number", "default_directories", "discover_models", "save_upload", "upload_stem"]
 
 SOURCES = ("shipped", "run", "upload")
 _PROJECT = Path(__file__).resolve().parent.parent
@@ -35,6 +35,11 @@ def default_directories() -> dict[str, Path]:
         "run": Path(os.environ.get("INTERPGRAD_RUNS", _PROJECT / "runs")),
         "upload": Path(os.environ.get("INTERPGRAD_UPLOADS", _PROJECT / "uploads")),
     }
+
+
+def as_number(value: Any) -> int | float | None:
+    """``value`` when it is a number (not a boolean), else None: metadata comes from files, so a field may hold anything."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,8 @@ class ModelEntry:
 
     def metric(self, name: str) -> float | None:
         """A final metric (``val_accuracy``, ``val_alignment``...) when it is a number, else None."""
-        value = self.section("metrics").get(name)
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        value = as_number(self.section("metrics").get(name))
+        return None if value is None else float(value)
 
     @property
     def arch(self) -> str:

@@ -7,7 +7,7 @@ import streamlit as st
 from appkit.charts import training_curves
 from appkit.models import show_broken, zoo
 from appkit.widgets import drop_missing_choices, readable_errors
-from interpgrad.zoo import default_directories, save_upload, upload_stem
+from interpgrad.zoo import as_number, default_directories, save_upload, upload_stem
 
 st.set_page_config(page_title="interpgrad · Models", layout="wide")
 st.title("Models")
@@ -21,25 +21,20 @@ entries = [entry for entry in everything if entry.usable]
 drop_missing_choices("models.show", [entry.key for entry in entries])
 
 
-def _number(value):  # type: ignore[no-untyped-def]
-    """A number for a numeric column, None for anything else (metadata comes from files)."""
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def _row(entry) -> dict:  # type: ignore[no-untyped-def]
     model, data = entry.section("model"), entry.section("data")
     return {
         "name": entry.name,
         "source": entry.source,
         "architecture": entry.arch,
-        "width": _number(model.get("width")),
+        "width": as_number(model.get("width")),
         "regularizer": entry.regularizer,
-        "lambda": _number((entry.section("regularizer").get("params") or {}).get("lam")),
+        "lambda": as_number((entry.section("regularizer").get("params") or {}).get("lam")),
         "dataset": data.get("name"),
-        "classes": _number(model.get("num_classes")),
+        "classes": as_number(model.get("num_classes")),
         "input": f"{model.get('image_size')} px",
         "val accuracy": entry.metric("val_accuracy"),
-        "epochs": _number(entry.metadata.get("epochs_completed")),
+        "epochs": as_number(entry.metadata.get("epochs_completed")),
     }
 
 

@@ -334,10 +334,10 @@ def ablationcam(request: Request, batch_size: int) -> Attribution:
     values_per_row = activations[0].numel() if replay_tail else x[0].numel()
     copies_per_pass = max(1, rows_per_forward(batch_size, values_per_row) - 1)  # plus the unablated row
     passes = _ablation_passes(active, copies_per_pass)
-    for start, stop in spans(len(passes), 1):  # one pass per span: progress runs over the whole batch, once
-        for index, part in passes[start:stop]:
-            out = _ablated_logits(request, x[index : index + 1], part, calls - 1, replay_tail)
-            ablated[index, part] = out[1:, targets[index]]
+    for start, _ in spans(len(passes), 1):  # one pass per span: progress runs over the whole batch, once
+        index, part = passes[start]
+        out = _ablated_logits(request, x[index : index + 1], part, calls - 1, replay_tail)
+        ablated[index, part] = out[1:, targets[index]]
     weights = safe_divide(scores.unsqueeze(1) - ablated, scores.unsqueeze(1))
     return _layer_attribution(request, channel_weighted_sum(weights, activations), logits)
 
