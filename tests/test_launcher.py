@@ -15,7 +15,8 @@ from interpgrad import ConfigError, InterpgradError
 from interpgrad.cli import build_parser
 from interpgrad.cli.train import _options
 from interpgrad.training import RunDir, launch_run, make_config, resume_run, stop_run
-from interpgrad.training.launcher import _spawn, command_line, valid_run_name
+from interpgrad.jobs import spawn
+from interpgrad.training.launcher import command_line, valid_run_name
 
 TINY = {"arch": "resnet18", "width": 0.125, "dataset": "shapes", "n_train": 512, "n_val": 32, "batch_size": 32,
         "alignment_samples": 16, "regularizer": "guided"}
@@ -141,7 +142,7 @@ def test_a_reused_process_id_is_not_taken_for_the_trainer(tmp_path: Path) -> Non
 @needs_proc
 def test_a_launched_process_is_reaped_when_it_dies(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "run")
-    process = _spawn([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], run)
+    process = spawn([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], run)
     _until(lambda: _process_state(process.pid) is None)  # reaped: not even a zombie left
     assert process.wait(timeout=10) == -signal.SIGKILL
     assert run.read_status()["state"] == "interrupted"

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import socket
 import sys
-import threading
 import time
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
@@ -39,6 +37,7 @@ from .._version import __version__
 from ..data import build_datasets, check_dataset, normalize
 from ..data.transforms import augmentation_from_names, to_float_images
 from ..errors import ConfigError, InterpgradError
+from ..jobs import StopRequest
 from ..models import ModelConfig, build_model, unwrap_model
 from ..regularizers import LossParts, Regularizer, build_regularizer, gradient_alignment
 from ..runtime import keep_freed_memory
@@ -115,29 +114,6 @@ def _nearest_existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
-
-
-class _StopRequest:
-    """SIGTERM / SIGINT set a flag; the loop stops after the current step and saves."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> "_StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            for number in (signal.SIGTERM, signal.SIGINT):
-                self._previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def _handle(self, number: int, frame: Any) -> None:
-        if self.signal is not None:  # asked twice: stop now
-            raise KeyboardInterrupt
-        self.signal = number
-
-    def __exit__(self, *exc: Any) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
 
 
 class Trainer:
@@ -513,7 +489,7 @@ class Trainer:
             self.run_dir.write_config({**config.to_dict(), "interpgrad_version": __version__, "created_at": created})
         epoch, start_step, totals, history, elapsed = self._start_or_resume()
         started = time.time()
-        with _StopRequest() as stop:  # before "running" is announced: a stop request from then on is always clean
+        with StopRequest() as stop:  # before "running" is announced: a stop request from then on is always clean
             self._status("running", epoch, start_step, history, started_at=started)
             self._log(self._describe())
             while epoch < config.epochs:
