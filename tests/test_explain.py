@@ -17,6 +17,7 @@ from interpgrad.modelstate import capture_model_state
 from interpgrad.params import Param
 
 METHODS = list(methods())
+EXPLAINING = [name for name in METHODS if methods()[name].family != "control"]  # the controls ignore the model
 TARGETS = [0, 3, 3, 7]
 
 
@@ -46,7 +47,7 @@ def _assert_untouched(model: nn.Module, before: dict) -> None:
 def test_registry_holds_the_contract_methods() -> None:
     assert METHODS == [
         "gradient", "guided_backprop", "smoothgrad", "integrated_gradients", "cam", "gradcam", "gradcam++",
-        "smooth_gradcam++", "scorecam", "guided_gradcam", "layercam", "xgradcam", "ablationcam",
+        "smooth_gradcam++", "scorecam", "guided_gradcam", "layercam", "xgradcam", "ablationcam", "random", "edge",
     ]
 
 
@@ -277,14 +278,14 @@ def _zero_activation_net() -> nn.Module:
     ).eval()
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", EXPLAINING)
 def test_all_zero_activations_give_zero_maps(name: str) -> None:
     explanation = explain(_zero_activation_net(), torch.randn(2, 3, 16, 16), name, target=[1, 4], layer="2")
     assert torch.isfinite(explanation.raw).all()
     assert torch.equal(explanation.map, torch.zeros(2, 16, 16))
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", EXPLAINING)
 def test_constant_input_gives_finite_maps_and_zero_input_gives_zeros(name: str) -> None:
     model = small_models.cifar_resnet18()  # fresh: no biases, zero batch-norm means, so a zero input keeps every activation at 0
     for value in (0.0, 0.7):
@@ -292,3 +293,34 @@ def test_constant_input_gives_finite_maps_and_zero_input_gives_zeros(name: str) 
         assert torch.isfinite(explanation.raw).all() and torch.isfinite(explanation.map).all()
         if value == 0.0:
             assert torch.equal(explanation.map, torch.zeros(2, 32, 32))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Control maps
+
+
+def test_control_maps_ignore_the_model(cifar_resnet18: nn.Module) -> None:
+    x = torch.randn(3, 3, 32, 32)
+    other = small_models.cifar_resnet18(seed=5)
+    for name in ("random", "edge"):
+        ours, theirs = explain(cifar_resnet18, x, name), explain(other, x, name)
+        assert torch.equal(ours.map, theirs.map)
+        assert not torch.equal(ours.logits, theirs.logits)  # the logits are each model's own
+    first, again = explain(cifar_resnet18, x, "random"), explain(cifar_resnet18, x, "random")
+    assert torch.equal(first.map, again.map) and not torch.equal(first.map[0], first.map[1])
+    assert not torch.equal(first.map, explain(cifar_resnet18, x, "random", seed=1).map)
+    assert 0 <= float(first.map.min()) and float(first.map.max()) < 1
+
+
+def test_edge_map_is_the_sobel_magnitude() -> None:
+    """A vertical step of height 1 in channel 0: Sobel's Gx is 1 + 2 + 1 = 4 on both columns beside the step, 0 elsewhere
+    (replicated borders make the image's own border no edge); channels without the step give 0."""
+    x = torch.zeros(1, 3, 6, 6)
+    x[0, 0, :, 3:] = 1.0
+    model = nn.Sequential(nn.Flatten(), nn.Linear(108, 4)).eval()
+    explanation = explain(model, x, "edge")
+    expected = torch.zeros(6, 6)
+    expected[:, 2:4] = 4.0
+    torch.testing.assert_close(explanation.raw[0, 0], expected)
+    assert torch.equal(explanation.raw[0, 1:], torch.zeros(2, 6, 6))
+    torch.testing.assert_close(explanation.map[0], expected)

@@ -6,6 +6,7 @@
 
 Gradient family: gradient, guided_backprop, smoothgrad, integrated_gradients.
 CAM family: cam, gradcam, gradcam++, smooth_gradcam++, scorecam, guided_gradcam, layercam, xgradcam, ablationcam.
+Controls (maps that ignore the model, the chance level of evaluation tables): random, edge.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 # Importing the method modules registers their methods, gradient family first.
 from . import gradient_methods  # noqa: F401  isort: skip
 from . import cam_methods  # noqa: F401  isort: skip
+from . import control_methods  # noqa: F401  isort: skip
 from .api import check_input, explain
 from .core import FAMILIES, Attribution, Method, Request, get_method, methods, register
 from .explanation import Explanation, build_explanation

@@ -20,7 +20,7 @@ from ..params import Param, resolve_params
 
 __all__ = ["FAMILIES", "Attribution", "Method", "Request", "get_method", "methods", "register"]
 
-FAMILIES = ("gradient", "cam")
+FAMILIES = ("gradient", "cam", "control")
 
 TargetSpec = int | Sequence[int] | torch.Tensor | None
 
@@ -66,7 +66,7 @@ class Method:
     """A registered attribution method."""
 
     name: str
-    family: str  # "gradient" or "cam"
+    family: str  # "gradient", "cam" or "control" (maps that ignore the model, for evaluation tables)
     description: str
     compute: Callable[..., Attribution] = field(repr=False)
     params: tuple[Param, ...] = ()
