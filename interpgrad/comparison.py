@@ -24,10 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import IMAGENET_MEAN, IMAGENET_STD, prepare_image, resize_center_crop
+from .data import prepare_image, resize_center_crop
 from .errors import ConfigError, InterpgradError
 from .explain import Explanation, explain, get_method, reporting_progress
 from .reference import captum_explain, has_reference
+from .training.checkpoint import class_names_of, input_normalisation
 from .viz import grid_figure, normalize_map, overlay, png_bytes
 
 __all__ = ["Cell", "ComparedModel", "Comparison", "ModelRow", "compare", "top_predictions"]
@@ -56,20 +57,12 @@ class ComparedModel:
 
     @property
     def class_names(self) -> list[str]:
-        """The checkpoint's class names when there is one per class (``validate_metadata`` ensures it for loaded
-        checkpoints), else the class indices as text."""
-        count = int(self.metadata["model"]["num_classes"])
-        names = (self.metadata.get("data") or {}).get("class_names")
-        return [str(name) for name in names] if names and len(names) == count else [str(i) for i in range(count)]
+        """A name per class (``interpgrad.training.checkpoint.class_names_of``)."""
+        return class_names_of(self.metadata)
 
     @property
     def normalisation(self) -> tuple[Sequence[float], Sequence[float]]:
-        data = self.metadata.get("data") or {}
-        if data.get("mean") and data.get("std"):
-            return data["mean"], data["std"]
-        if str(self.metadata["model"]["arch"]).startswith("torchvision."):
-            return IMAGENET_MEAN, IMAGENET_STD
-        return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+        return input_normalisation(self.metadata)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import argparse
 import io
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -65,29 +65,6 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
     return params
 
 
-def _normalisation(metadata: dict[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Mean and std from the checkpoint's data section; ImageNet's for torchvision models without one, else 0.5."""
-    data = metadata.get("data") or {}
-    if data.get("mean") and data.get("std"):
-        return tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["std"])
-    if str(metadata["model"].get("arch", "")).startswith("torchvision."):
-        from ..data import IMAGENET_MEAN, IMAGENET_STD
-
-        return IMAGENET_MEAN, IMAGENET_STD
-    return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-
-
-def _class_names(metadata: dict[str, Any], num_classes: int) -> list[str]:
-    names = (metadata.get("data") or {}).get("class_names")
-    if names and len(names) == num_classes:
-        return [str(name) for name in names]
-    if num_classes == 1000 and str(metadata["model"].get("arch", "")).startswith("torchvision."):
-        from ..models import imagenet_class_names
-
-        return list(imagenet_class_names())
-    return [str(index) for index in range(num_classes)]
-
-
 def _target_index(target: str | None, class_names: list[str]) -> int | None:
     if target is None:
         return None
@@ -122,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data import load_image, prepare_image, resize_center_crop
     from ..explain import explain, reporting_progress
-    from ..training import load_checkpoint
+    from ..training.checkpoint import class_names_of, input_normalisation, load_checkpoint
     from ..viz import colorize, normalize_map, overlay, png_bytes
 
     if not 0.0 <= args.alpha <= 1.0:
@@ -134,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
     rgb = load_image(args.image)
     model, metadata = load_checkpoint(args.checkpoint)
     image_size = int(metadata["model"]["image_size"])
-    mean, std = _normalisation(metadata)
-    class_names = _class_names(metadata, int(metadata["model"]["num_classes"]))
+    mean, std = input_normalisation(metadata)
+    class_names = class_names_of(metadata)
     target = _target_index(args.target, class_names)
 
     x = prepare_image(rgb, image_size, mean, std)

@@ -8,13 +8,11 @@ does.
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
 import torch.nn.functional as F
 
 from .core import Attribution, Request, register
-from .mechanics import SEED_PARAM
+from .mechanics import SEED_PARAM, content_seed
 
 __all__ = ["edge", "random_map", "sobel_magnitude"]
 
@@ -23,13 +21,6 @@ def _logits_and_targets(request: Request) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         logits = request.model(request.x)
     return logits, request.targets(logits)
-
-
-def _image_seed(seed: int, image: torch.Tensor) -> int:
-    """A seed from ``seed`` and the image's values: the same image always gets the same noise, whatever its batch."""
-    digest = hashlib.blake2b(image.detach().to("cpu", torch.float32).contiguous().numpy().tobytes(), digest_size=8,
-                             key=int(seed).to_bytes(8, "little"))
-    return int.from_bytes(digest.digest(), "little") >> 1
 
 
 @register(
@@ -46,7 +37,7 @@ def random_map(request: Request, seed: int) -> Attribution:
     logits, targets = _logits_and_targets(request)
     maps = torch.empty(x.shape[0], 1, *x.shape[2:], dtype=x.dtype)
     for index, image in enumerate(x):
-        generator = torch.Generator().manual_seed(_image_seed(seed, image))
+        generator = torch.Generator().manual_seed(content_seed(seed, image))
         maps[index] = torch.rand(maps.shape[1:], generator=generator, dtype=x.dtype)
     raw = maps.expand(-1, x.shape[1], -1, -1).to(x.device).contiguous()
     return Attribution(raw, logits, targets, at_input=True)

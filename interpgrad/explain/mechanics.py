@@ -3,6 +3,7 @@ division, upsampling and the declared parameters several methods have in common.
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Callable, Iterator
@@ -14,6 +15,7 @@ from ..params import Param
 
 __all__ = [
     "BATCH_SIZE_PARAM",
+    "content_seed",
     "INPUT_VALUES_PER_FORWARD",
     "NOISE_PARAM",
     "SEED_PARAM",
@@ -110,6 +112,14 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     return F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
+
+
+def content_seed(seed: int, values: torch.Tensor) -> int:
+    """A 63-bit seed from ``seed`` and the values of a tensor (an image): the same image always gets the same draws,
+    whatever batch it is in and whichever device holds it."""
+    data = values.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+    digest = hashlib.blake2b(data, digest_size=8, key=int(seed).to_bytes(8, "little"))
+    return int.from_bytes(digest.digest(), "little") >> 1
 
 
 def seeded_generator(seed: int, device: torch.device) -> torch.Generator:

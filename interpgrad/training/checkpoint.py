@@ -38,6 +38,8 @@ __all__ = [
     "LoadedCheckpoint",
     "atomic_write_bytes",
     "checkpoint_path",
+    "class_names_of",
+    "input_normalisation",
     "load_checkpoint",
     "read_checkpoint_metadata",
     "save_checkpoint",
@@ -103,6 +105,34 @@ def checkpoint_path(path: str | os.PathLike[str]) -> Path:
     """``path`` itself, or ``path/model.safetensors`` when ``path`` is a run folder."""
     path = Path(path)
     return path / CHECKPOINT_NAME if path.is_dir() else path
+
+
+def input_normalisation(metadata: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The (mean, std) a checkpoint's inputs are normalised with: its data section's; ImageNet's for a torchvision
+    model without one; otherwise 0.5 per channel."""
+    data = metadata.get("data") or {}
+    if data.get("mean") and data.get("std"):
+        return tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["std"])
+    if str((metadata.get("model") or {}).get("arch", "")).startswith("torchvision."):
+        from ..data import IMAGENET_MEAN, IMAGENET_STD
+
+        return tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
+    return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+
+def class_names_of(metadata: Mapping[str, Any]) -> list[str]:
+    """A name per class: the data section's when there is one per class, ImageNet's for a 1000-class torchvision
+    model, otherwise the class indices as text."""
+    model = metadata.get("model") or {}
+    count = int(model.get("num_classes", 0))
+    names = (metadata.get("data") or {}).get("class_names")
+    if names and len(names) == count:
+        return [str(name) for name in names]
+    if count == 1000 and str(model.get("arch", "")).startswith("torchvision."):
+        from ..models import imagenet_class_names
+
+        return list(imagenet_class_names())
+    return [str(index) for index in range(count)]
 
 
 def save_checkpoint(
