@@ -64,7 +64,7 @@ def _integrated_gradients(
     from captum.attr import IntegratedGradients
 
     steps, rule = params["steps"], params["integration"]
-    rows = rows_per_forward(params["batch_size"], x[0].numel())
+    rows = rows_per_forward(params["batch_size"], x[0].numel(), device=x.device)
     attribution = IntegratedGradients(model).attribute(
         x,
         baselines=baseline_for(x, params["baseline"], params["blur_sigma"]),
@@ -93,7 +93,7 @@ def _smoothgrad(
     per_sample = params["steps"] if base == "integrated_gradients" else 1
     options = {"nt_type": "smoothgrad", "nt_samples": params["samples"], **extra}
     if not noise_per_image:  # one batched call with one stdev: the same work (and memory bound), other noise
-        rows = rows_per_forward(params["batch_size"], x[0].numel())
+        rows = rows_per_forward(params["batch_size"], x[0].numel(), device=x.device)
         samples_per_pass = max(1, rows // (x.shape[0] * per_sample))
         stdev = float(sigma.mean())
         return tunnel.attribute(x, target=target, stdevs=stdev, nt_samples_batch_size=samples_per_pass, **options)

@@ -28,12 +28,16 @@ _PROJECT = Path(__file__).resolve().parent.parent
 
 
 def default_directories() -> dict[str, Path]:
-    """Where shipped checkpoints, runs and uploads live (override with INTERPGRAD_CHECKPOINTS, INTERPGRAD_RUNS and
-    INTERPGRAD_UPLOADS)."""
+    """Where shipped checkpoints, runs, uploads and evaluations live (override with INTERPGRAD_CHECKPOINTS,
+    INTERPGRAD_RUNS, INTERPGRAD_UPLOADS and INTERPGRAD_EVALUATIONS). Evaluations shipped with the project lie in
+    ``evaluations/`` inside the shipped checkpoints' folder."""
+    shipped = Path(os.environ.get("INTERPGRAD_CHECKPOINTS", _PROJECT / "checkpoints"))
     return {
-        "shipped": Path(os.environ.get("INTERPGRAD_CHECKPOINTS", _PROJECT / "checkpoints")),
+        "shipped": shipped,
         "run": Path(os.environ.get("INTERPGRAD_RUNS", _PROJECT / "runs")),
         "upload": Path(os.environ.get("INTERPGRAD_UPLOADS", _PROJECT / "uploads")),
+        "evaluation": Path(os.environ.get("INTERPGRAD_EVALUATIONS", _PROJECT / "evaluations")),
+        "shipped_evaluation": shipped / "evaluations",
     }
 
 

@@ -20,6 +20,7 @@ COMMANDS = {
     "train": "train",
     "info": "info",
     "explain": "explain",
+    "evaluate": "evaluate",
 }
 
 

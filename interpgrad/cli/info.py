@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "list architectures, regularizers and attribution methods, or show a checkpoint's metadata"
+HELP = "list architectures, regularizers, attribution methods and metrics, or show a checkpoint's metadata"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,4 +35,9 @@ def run(args: argparse.Namespace) -> int:
     print("attribution methods:")
     for method in methods().values():
         print(f"  {method.name:<26} {method.family:<9} {method.description}")
+    from ..metrics import metrics
+
+    print("metrics (python -m interpgrad evaluate --list for their parameters):")
+    for metric in metrics().values():
+        print(f"  {metric.name:<26} {metric.category:<13} {metric.arrow} {metric.description}")
     return 0

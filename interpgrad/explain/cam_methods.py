@@ -150,7 +150,7 @@ def smooth_gradcam_plus_plus(request: Request, samples: int, noise: float, seed:
     activations, logits, _ = record_forward(request)
     targets = request.targets(logits)
     sums = [torch.zeros_like(activations) for _ in range(3)]
-    samples_per_batch = max(1, rows_per_forward(batch_size, x[0].numel()) // batch)
+    samples_per_batch = max(1, rows_per_forward(batch_size, x[0].numel(), device=x.device) // batch)
     for count, noisy in noisy_batches(x, noise, seed, samples, samples_per_batch):
         g = layer_gradients(request, noisy, targets.repeat_interleave(count)).gradients
         g = g.view(batch, count, *g.shape[1:])
@@ -212,7 +212,7 @@ def scorecam(request: Request, score: str, subtract_baseline: bool, batch_size: 
     constant_nonzero = ~varying & flat.ne(0).any(dim=2)
     weights = torch.zeros(activations.shape[:2], dtype=x.dtype, device=x.device)
     pairs = varying.nonzero()
-    rows = rows_per_forward(batch_size, x[0].numel())
+    rows = rows_per_forward(batch_size, x[0].numel(), device=x.device)
     with torch.no_grad():
         for start, stop in spans(len(pairs), rows):
             image, channel = pairs[start:stop].unbind(1)
@@ -332,7 +332,7 @@ def ablationcam(request: Request, batch_size: int) -> Attribution:
     active = activations.flatten(2).ne(0).any(dim=2)
     replay_tail = _replay_reproduces_logits(request, logits[0], calls - 1)
     values_per_row = activations[0].numel() if replay_tail else x[0].numel()
-    copies_per_pass = max(1, rows_per_forward(batch_size, values_per_row) - 1)  # plus the unablated row
+    copies_per_pass = max(1, rows_per_forward(batch_size, values_per_row, device=x.device) - 1)  # plus the unablated row
     passes = _ablation_passes(active, copies_per_pass)
     for start, _ in spans(len(passes), 1):  # one pass per span: progress runs over the whole batch, once
         index, part = passes[start]

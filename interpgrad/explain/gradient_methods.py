@@ -180,7 +180,7 @@ def smoothgrad(
     """
     x, batch = request.x, request.x.shape[0]
     logits, targets = _logits_and_targets(request)
-    rows = rows_per_forward(batch_size, x[0].numel())
+    rows = rows_per_forward(batch_size, x[0].numel(), device=x.device)
     rule = "guided" if base == "guided_backprop" else "standard"
     per_sample = steps if base == "integrated_gradients" else 1
     total = torch.zeros_like(x)
@@ -220,7 +220,7 @@ def integrated_gradients(
     attributions sum to about ``f_t(x) - f_t(x')`` (completeness)."""
     x = request.x
     logits, targets = _logits_and_targets(request)
-    rows = rows_per_forward(batch_size, x[0].numel())
+    rows = rows_per_forward(batch_size, x[0].numel(), device=x.device)
     start = baseline_for(x, baseline, blur_sigma)
     raw = integrated_gradients_of(request.model, x, start, targets, steps, integration, rows)
     return Attribution(raw, logits, targets, at_input=True)

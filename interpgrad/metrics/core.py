@@ -20,7 +20,7 @@ from torch import nn
 from ..data.transforms import denormalize, normalize
 from ..errors import ConfigError
 from ..explain import Explanation
-from ..explain.mechanics import INPUT_VALUES_PER_FORWARD
+from ..explain.mechanics import rows_per_forward
 from ..params import Param, resolve_params
 
 __all__ = [
@@ -59,7 +59,7 @@ class MetricBatch:
         explainer: recomputes the method's maps for another model or class (sanity checks), or None.
         judge: the model whose predictions pixel perturbation scores (default: ``model``).
         num_classes: the model's number of classes (from the explanation's logits), or None.
-        max_batch: images per forward pass of the perturbation metrics (0 = about 4 million input values a pass).
+        max_batch: images per forward pass of the perturbation metrics (0 = automatic, as the methods' batch_size).
     """
 
     model: nn.Module
@@ -104,10 +104,9 @@ class MetricBatch:
         return normalize(images, self.mean, self.std)
 
     def rows_per_forward(self) -> int:
-        """Images per forward pass: ``max_batch``, or as many as hold about 4 million input values."""
-        if self.max_batch > 0:
-            return self.max_batch
-        return max(1, INPUT_VALUES_PER_FORWARD // max(1, self.x[0].numel()))
+        """Images per forward pass: ``max_batch``, or the methods' automatic bound (about 4 million input values, at
+        most 128 images on a CPU: ``interpgrad.explain.mechanics.rows_per_forward``)."""
+        return rows_per_forward(self.max_batch, self.x[0].numel(), device=self.x.device)
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per batch for ``key``: what several metrics share (e.g. AD, AI and AG's forward pass)."""

@@ -1,0 +1,195 @@
+"""``python -m interpgrad evaluate``: score methods and models with metrics, with confidence intervals and paired
+comparisons, into a folder of CSV, JSON and PNG files.
+
+    python -m interpgrad evaluate --checkpoint checkpoints/shapes-resnet18-baseline \\
+        --checkpoint checkpoints/shapes-resnet18-guided --methods gradient,gradcam,random,edge \\
+        --metrics insertion,deletion,energy_pointing_game --dataset shapes --n 200 --out evaluations/mine
+    python -m interpgrad evaluate --out evaluations/mine --resume      # continue after a stop, a kill or a crash
+    python -m interpgrad evaluate --list                               # metrics, their parameters and the presets
+
+List the baseline first (each model is compared with the ones before it) and the control methods last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+from ..errors import ConfigError
+
+HELP = "score methods and models with metrics (CIs, paired comparisons) into a folder of CSV, JSON and plots"
+
+# Options a resumed evaluation may change: where it runs, not what it measures.
+_CHANGEABLE_ON_RESUME = {"device", "max_batch"}
+_FLAG = {"checkpoints": "--checkpoint", "n": "--n", "data_root": "--data-root", "batch_size": "--batch-size",
+         "max_batch": "--max-batch", "params": "--param", "method_params": "--method-param"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Every option defaults to "not given" (so --resume can tell what the user typed); defaults are evaluate()'s.
+    option = lambda *names, **kw: parser.add_argument(*names, default=argparse.SUPPRESS, **kw)  # noqa: E731
+    option("--checkpoint", dest="checkpoints", action="append", metavar="PATH",
+           help="a checkpoint (.safetensors or run folder); repeat for several models, the baseline first")
+    option("--methods", help="comma-separated attribution methods, or all (default gradient,guided_backprop,gradcam,random,edge)")
+    option("--metrics", help="comma-separated metrics, or all (the metrics the dataset allows; default all)")
+    option("--dataset", help="shapes (default; with masks), cifar10, cifar100, imagefolder")
+    option("--data-root", help="folder of CIFAR or of an image folder")
+    option("--split", choices=("val", "test", "train"), help="default val")
+    option("--n", type=int, help="the first N images of the split (default 100)")
+    parser.add_argument("--out", help="the evaluation folder (created; must not hold another evaluation unless --resume)")
+    parser.add_argument("--resume", action="store_true", help="continue the evaluation in --out from what it had written")
+    option("--preset", help="a named protocol applied before --param (see --list)")
+    option("--param", dest="params", action="append", metavar="METRIC.NAME=VALUE", help="a metric parameter (repeatable)")
+    option("--method-param", dest="method_params", action="append", metavar="METHOD.NAME=VALUE",
+           help="an attribution method's parameter (repeatable)")
+    option("--target", choices=("predicted", "label"),
+           help="the class every map explains and every metric scores (default predicted, or the preset's)")
+    option("--judge", metavar="PATH", help="a checkpoint that judges pixel perturbation instead of each model itself")
+    option("--seed", type=int, help="seed of the bootstrap and of every random draw (default 0)")
+    option("--batch-size", type=int, help="images per unit of work (default 32)")
+    option("--max-batch", type=int, help="images per forward pass of the perturbation metrics (default 0: automatic)")
+    option("--device", help="auto (GPU when present, default), cpu, cuda, cuda:N")
+    option("--confidence", type=float, help="confidence level of the intervals (default 0.95)")
+    option("--resamples", type=int, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--list", action="store_true", help="list the metrics, their parameters and the presets, and exit")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def parse_assignments(pairs: Sequence[str], flag: str) -> dict[str, dict[str, str]]:
+    """``["insertion.step_rows=2"]`` -> ``{"insertion": {"step_rows": "2"}}`` (values are checked by the registry)."""
+    result: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        owner_name, separator, value = pair.partition("=")
+        owner, dot, name = owner_name.strip().partition(".")
+        if not separator or not dot or not owner or not name:
+            raise ConfigError(f"{flag} expects OWNER.NAME=VALUE (e.g. insertion.step_rows=2), got {pair!r}")
+        result.setdefault(owner, {})[name.strip()] = value.strip()
+    return result
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """What the user typed, in evaluate()'s terms."""
+    skip = {"command", "out", "resume", "progress", "list"}
+    options = {key: value for key, value in vars(args).items() if key not in skip}
+    for key, flag in (("params", "--param"), ("method_params", "--method-param")):
+        if key in options:
+            options[key] = parse_assignments(options[key], flag)
+    return options
+
+
+def _same(given: Any, saved: Any) -> bool:
+    if isinstance(given, dict) and isinstance(saved, dict):
+        return set(given) <= set(saved) and all(_same(value, saved[key]) for key, value in given.items())
+    if isinstance(given, (int, float)) and isinstance(saved, (int, float)) and not isinstance(given, bool):
+        return float(given) == float(saved)
+    if isinstance(given, str) and isinstance(saved, str):
+        return given == saved
+    if isinstance(saved, (int, float)) and isinstance(given, str):  # a --param value as typed against the saved one
+        try:
+            return float(given) == float(saved)
+        except ValueError:
+            return False
+    return given == saved
+
+
+def resume_options(out: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The saved options of the evaluation in ``out``; a ConfigError when the user gave a different value for an
+    option that changes what is measured."""
+    from ..metrics import EvaluationDir
+
+    folder = EvaluationDir(out)
+    saved = folder.read_config()
+    if saved is None:
+        raise ConfigError(f"there is no evaluation to resume in {out} (no config.json)")
+    options = {key: value for key, value in saved.items() if key != "created_at"}
+    for key, value in given.items():
+        if key in _CHANGEABLE_ON_RESUME:
+            options[key] = value
+            continue
+        if key == "methods" or key == "metrics":
+            value = [part.strip() for part in value.split(",") if part.strip()]
+            if value == ["all"]:
+                continue
+        if not _same(value, options.get(key)):
+            flag = _FLAG.get(key, "--" + key.replace("_", "-"))
+            raise ConfigError(f"{out} was started with {flag} {options.get(key)!r}; resume with the same settings (only "
+                              f"--device and --max-batch may change) or start a new evaluation")
+    return options
+
+
+def _list() -> int:
+    from ..metrics import PRESETS, metrics
+
+    for metric in metrics().values():
+        print(f"{metric.name} ({metric.category}, {metric.direction} is better){' — needs masks' if metric.needs_masks else ''}")
+        print(f"    {metric.description}")
+        for param in metric.params:
+            choices = f" {{{', '.join(param.choices)}}}" if param.choices else ""
+            print(f"    --param {metric.name}.{param.name}={param.default}{choices}: {param.help}")
+    print("presets:")
+    for name, preset in PRESETS.items():
+        print(f"  --preset {name}: {preset['description']}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        return _list()
+    from tqdm import tqdm
+
+    from ..jobs import StopRequest
+    from ..metrics import Stopped, evaluate
+
+    if not args.out:
+        raise ConfigError("--out (the evaluation folder) is required")
+    given = _options(args)
+    if args.resume:
+        options = resume_options(args.out, given)
+    else:
+        options = dict(given)
+        if "checkpoints" not in options:
+            raise ConfigError("give at least one --checkpoint")
+        options.setdefault("methods", "gradient,guided_backprop,gradcam,random,edge")
+        options.setdefault("metrics", "all")
+    models = options.pop("checkpoints")
+    methods, metrics = options.pop("methods"), options.pop("metrics")
+    if metrics == "all" or metrics == ["all"]:
+        metrics = _applicable_metrics(options.get("dataset", "shapes"))
+    bar = tqdm(total=1, desc="evaluate", unit="unit", disable=None if args.progress else True, file=sys.stderr,
+               dynamic_ncols=True)
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(message, refresh=False)
+        bar.refresh()
+
+    with StopRequest() as stop:
+        try:
+            result = evaluate(models, methods, metrics, out=args.out, resume=args.resume, progress=progress,
+                              should_stop=lambda: stop.signal is not None, **options)
+        except Stopped as stopped:
+            bar.close()
+            print(f"interpgrad evaluate: {stopped}", file=sys.stderr)
+            return 0
+        finally:
+            bar.close()
+    summary = result.summary
+    print(f"wrote {args.out}: {len(result.results)} values, {len(summary)} summary rows, "
+          f"{len(result.comparisons)} model comparisons, in {result.protocol['seconds']:.1f} s")
+    for verdict, count in result.comparisons["verdict"].value_counts().items():
+        print(f"  model comparisons {verdict}: {count}")
+    for problem in result.protocol.get("problems", []):
+        print(f"  skipped {problem['model']} / {problem['method']}{' / ' + problem['metric'] if problem['metric'] else ''}: "
+              f"{problem['reason']}")
+    return 0
+
+
+def _applicable_metrics(dataset: str) -> list[str]:
+    """Every metric the dataset allows (the localisation metrics need ground-truth masks: shapes has them)."""
+    from ..data import canonical_dataset_name
+    from ..metrics import metrics
+
+    with_masks = canonical_dataset_name(dataset) == "shapes"
+    return [name for name, metric in metrics().items() if with_masks or not metric.needs_masks]
