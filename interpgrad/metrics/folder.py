@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -121,7 +122,8 @@ class EvaluationDir(JobDir):
         return pd.read_csv(path, keep_default_na=True, na_values=["nan"], dtype={"image": str, "label": str})
 
     def write_json(self, data: dict[str, Any]) -> None:
-        write_json(self.json_path, data)
+        """results.json, strict JSON: a NaN (an undefined interval, say) is written as null."""
+        write_json(self.json_path, _strict(data))
 
     def read_json(self) -> dict[str, Any] | None:
         data = read_json(self.json_path)
@@ -129,6 +131,19 @@ class EvaluationDir(JobDir):
 
     def plots(self) -> list[Path]:
         return sorted(self.plots_path.glob("*.png")) if self.plots_path.is_dir() else []
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(item) for item in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _strict(value.item())
+    return value
 
 
 def list_evaluations(root: str | os.PathLike[str]) -> Iterator[EvaluationDir]:
