@@ -16,7 +16,7 @@ import torch
 
 from ..params import Param
 from .core import MetricBatch, MetricResult, register
-from .mechanics import class_scores, perturbation_curves, pixel_ranks, trapezoid_auc
+from .mechanics import class_scores, is_constant, perturbation_curves, pixel_ranks, trapezoid_auc
 
 __all__ = [
     "EPSILON",
@@ -124,10 +124,14 @@ def masking_fractions(points: int) -> np.ndarray:
 
 def _saliency(batch: MetricBatch, saliency: str) -> torch.Tensor:
     """The per-pixel score that orders the pixels: the standard deviation over the channels of the raw attribution
-    (Srinivas & Fleuret), or the display map (CAMs, whose raw map has no channels, always use it)."""
+    (Srinivas & Fleuret), or the display map (CAMs, whose raw map has no channels, always use it; so does a raw map
+    whose channels are all equal, such as the random control's: its spread is 0 everywhere and would order the pixels
+    in raster order)."""
+    maps = batch.maps.double()
     if saliency == "channel_std" and batch.raw is not None and batch.raw.shape[1] > 1:
-        return batch.raw.double().std(dim=1)
-    return batch.maps.double()
+        spread = batch.raw.double().std(dim=1)
+        return torch.where(is_constant(spread).view(-1, 1, 1), maps.to(spread.device), spread)
+    return maps
 
 
 @register(
@@ -141,7 +145,8 @@ def _saliency(batch: MetricBatch, saliency: str) -> torch.Tensor:
         Param("constant", float, 0.5, "replacement value in pixel space [0, 1] for replacement=constant", low=0.0, high=1.0),
         Param("points", int, 25, "masking fractions, logspace(-2, 0, points)", low=2, high=200),
         Param("saliency", str, "channel_std", "per-pixel score: channel_std = standard deviation of the attribution "
-              "over the colour channels (the paper; CAMs have one channel and use their map), map = the display map",
+              "over the colour channels (the paper; CAMs have one channel and use their map, as do maps equal on every "
+              "channel: the random control), map = the display map",
               choices=("channel_std", "map")),
         Param("score", str, "accuracy", "accuracy = top-1 correct against the ground truth (the paper); probability = "
               "softmax probability of the ground-truth class", choices=("accuracy", "probability")),
