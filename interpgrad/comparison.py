@@ -3,6 +3,7 @@
     grid = compare(models, image, ["gradient", "guided_backprop", "gradcam"], with_captum=True)
     figure = grid.figure(cmap="jet", alpha=0.5)      # rows = models, columns = input + methods (+ Captum's)
     archive = grid.zip_bytes()                         # raw and display maps as .npy, with a manifest
+    scores = score_comparison(models, image, grid, mask=mask)  # (row key, column) -> {metric: value} per map
 
 Each model sees the image resized to its own input (shorter side, centre crop) and normalised with its own
 statistics; targets are the predicted class, or a class given per model. Results keep the raw maps, so display
@@ -31,7 +32,7 @@ from .reference import captum_explain, has_reference
 from .training.checkpoint import class_names_of, input_normalisation
 from .viz import grid_figure, normalize_map, overlay, png_bytes
 
-__all__ = ["Cell", "ComparedModel", "Comparison", "ModelRow", "compare", "top_predictions"]
+__all__ = ["Cell", "ComparedModel", "Comparison", "ModelRow", "compare", "score_comparison", "top_predictions"]
 
 
 @dataclass(frozen=True)
@@ -251,3 +252,48 @@ def compare(
             progress(done / total, f"{compared.name}: done")
         rows.append(row)
     return Comparison(rows, list(methods), time.perf_counter() - start)
+
+
+def _mask_view(mask: np.ndarray, image_size: int) -> np.ndarray:
+    """A ground-truth mask ``[H, W]`` (bool) seen as a model sees its image: shorter side resized to ``image_size``,
+    centre crop (the same geometry as ``resize_center_crop``), thresholded at one half."""
+    grey = np.repeat((np.asarray(mask, dtype=bool).astype(np.uint8) * 255)[..., None], 3, axis=2)
+    return resize_center_crop(grey, image_size)[..., 0] >= 128
+
+
+def score_comparison(
+    models: Sequence[ComparedModel],
+    image: np.ndarray,
+    comparison: Comparison,
+    *,
+    mask: np.ndarray | None = None,
+    names: Sequence[str] | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[tuple[str, str], dict[str, float]]:
+    """Per-image scores of every map of a grid (``compare(models, image, ...)``), for showing under the maps.
+
+    ``names``: metric names (default ``interpgrad.metrics.scores.EXPLORE_METRICS``: insertion, deletion, energy
+    pointing game); a metric that needs ground truth is left out when ``mask`` (bool ``[H, W]`` at the image's
+    resolution) is None. Each model scores its own view of the image (resized and normalised as in ``compare``) with
+    its lock held. Returns (row key, cell column) -> {metric: value} for every cell with a map; rows whose model is
+    not among ``models`` are skipped. A value is NaN where the metric is undefined (an empty mask after the crop).
+    """
+    from .metrics.scores import EXPLORE_METRICS, score_explanation
+
+    by_ident = {model.ident: model for model in models}
+    scores: dict[tuple[str, str], dict[str, float]] = {}
+    for row in comparison.rows:
+        compared = by_ident.get(row.key)
+        if compared is None:
+            continue
+        mean, std = compared.normalisation
+        x = prepare_image(image, compared.image_size, mean, std)
+        masks = None if mask is None else torch.from_numpy(_mask_view(mask, compared.image_size))[None]
+        with compared.lock or nullcontext():
+            for cell in row.cells:
+                if cell.explanation is None:
+                    continue
+                results = score_explanation(compared.model, x, cell.explanation, tuple(names or EXPLORE_METRICS),
+                                            mean=mean, std=std, masks=masks, params=params)
+                scores[(row.key, cell.column)] = {name: float(result.values[0]) for name, result in results.items()}
+    return scores

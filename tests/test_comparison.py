@@ -114,3 +114,37 @@ def test_ablationcam_progress_runs_once_over_the_whole_batch() -> None:
         explain(model, x, "ablationcam", batch_size=33)  # <= 128 channels per image at layer4, 32 copies per pass
     assert reported == sorted(reported) and reported[-1] == 1.0 and reported.count(1.0) == 1
     assert len(reported) >= 6 and reported[0] <= 1 / 6
+
+
+def test_scores_under_the_grid_are_each_map_scored_on_the_model_s_own_view(models: list[ComparedModel]) -> None:
+    """``score_comparison`` gives every map of the grid the scores ``score_explanation`` gives it on the input the
+    model saw (resized, cropped, normalised its way), with the ground-truth mask seen through the same crop."""
+    from interpgrad.comparison import _mask_view, score_comparison
+    from interpgrad.data import prepare_image
+    from interpgrad.metrics import score_explanation
+
+    mask = np.zeros(IMAGE.shape[:2], dtype=bool)
+    mask[10:30, 8:28] = True
+    grid = compare(models, IMAGE, ["gradient"], with_captum=True)
+    scores = score_comparison(models[:1], IMAGE, grid, mask=mask)  # model b is not given: its row is skipped
+    assert set(scores) == {("a", "gradient"), ("a", "gradient (Captum)")}
+    row = grid.rows[0]
+    x = prepare_image(IMAGE, 32, [0.5] * 3, [0.25] * 3)
+    for cell in row.cells:
+        expected = score_explanation(models[0].model, x, cell.explanation, mean=[0.5] * 3, std=[0.25] * 3,
+                                     masks=torch.from_numpy(_mask_view(mask, 32))[None])
+        assert scores[("a", cell.column)] == {name: float(result.values[0]) for name, result in expected.items()}
+        assert set(scores[("a", cell.column)]) == {"insertion", "deletion", "energy_pointing_game"}
+    without_mask = score_comparison(models[:1], IMAGE, grid)
+    assert all(set(values) == {"insertion", "deletion"} for values in without_mask.values())
+    assert without_mask[("a", "gradient")] == {k: v for k, v in scores[("a", "gradient")].items() if k != "energy_pointing_game"}
+
+
+def test_a_mask_is_seen_through_the_model_s_crop() -> None:
+    from interpgrad.comparison import _mask_view
+
+    left = np.zeros((64, 96), dtype=bool)  # wide: resized to 32 x 48, then the centre 32 columns are kept
+    left[:, :48] = True  # the left half of the image: columns 0-23 at 48 wide, so 0-15 of the crop (which starts at 8)
+    view = _mask_view(left, 32)
+    assert view.shape == (32, 32) and view.dtype == bool
+    assert view[:, :15].all() and not view[:, 17:].any()
