@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -13,7 +14,7 @@ from interpgrad.comparison import ComparedModel
 from interpgrad.training import load_checkpoint
 from interpgrad.zoo import ModelEntry, default_directories, discover_models
 
-__all__ = ["LoadedModel", "compared_model", "load_model", "show_broken", "zoo"]
+__all__ = ["LoadedModel", "compared_model", "load_checkpoint_file", "load_model", "show_broken", "zoo"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,13 @@ def _load(path: str, mtime: float) -> LoadedModel:
 def load_model(entry: ModelEntry) -> LoadedModel:
     """The cached model of a zoo entry (reloaded when its file changes, e.g. a run that finished another epoch)."""
     return _load(str(entry.path), entry.mtime)
+
+
+def load_checkpoint_file(path: str | Path) -> LoadedModel:
+    """The cached model of a checkpoint file that may not be in the zoo (one an evaluation recorded), reloaded when
+    the file changes; shares the cache (and so the lock) with ``load_model`` for the same file."""
+    path = Path(path).resolve()
+    return _load(str(path), path.stat().st_mtime)
 
 
 def compared_model(entry: ModelEntry) -> ComparedModel:

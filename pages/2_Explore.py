@@ -8,10 +8,12 @@ import streamlit as st
 from appkit.images import crisp
 from appkit.models import compared_model, zoo
 from appkit.widgets import drop_missing_choices, param_widgets, readable_errors
-from interpgrad.comparison import compare
+from interpgrad.comparison import compare, score_comparison
 from interpgrad.data import load_image
 from interpgrad.errors import InterpgradError
 from interpgrad.explain import methods as method_registry
+from interpgrad.metrics import metrics as metric_registry
+from interpgrad.metrics.scores import EXPLORE_METRICS
 from interpgrad.reference import has_reference
 from interpgrad.samples import sample_images
 
@@ -101,9 +103,36 @@ if run and chosen is not None:
         result = compare(compared, chosen[1], method_names, params=params, targets=targets, with_captum=with_captum,
                          progress=lambda fraction, message: bar.progress(fraction, text=message))
         st.session_state["explore.result"] = (chosen[0], result)
+        st.session_state["explore.input"] = (chosen[1], chosen[2])  # the image and its mask, for the scores
+        st.session_state.pop("explore.scores", None)  # scores belong to one grid: a new grid drops them
     bar.empty()
 
 # --- the grid -----------------------------------------------------------------------------------------------------
+METRICS = metric_registry()
+
+
+def _grid_scores(result, entries) -> dict | None:  # type: ignore[no-untyped-def]
+    """The per-image scores of every map of ``result``, computed the first time they are shown and kept with it."""
+    stored = st.session_state.get("explore.scores")
+    if stored is not None and stored[0] is result:
+        return stored[1]
+    image, mask = st.session_state.get("explore.input", (None, None))
+    if image is None:
+        return None
+    with st.spinner("scoring every map (insertion, deletion" + (", energy pointing game)..." if mask is not None else ")...")):
+        with readable_errors("The scores could not be computed"):
+            models = [compared_model(entries[row.key]) for row in result.rows if row.key in entries]
+            scores = score_comparison(models, image, result, mask=mask)
+            st.session_state["explore.scores"] = (result, scores)
+            return scores
+    return None
+
+
+def _score_text(values: dict[str, float]) -> str:
+    """One line per score: name, arrow (which way is better), value."""
+    return "  \n".join(f"{name.replace('_', ' ')} {METRICS[name].arrow} {value:.2f}" for name, value in values.items())
+
+
 stored = st.session_state.get("explore.result")
 if stored is not None:
     image_name, result = stored
@@ -116,6 +145,10 @@ if stored is not None:
                                help="keep the sign of the maps (blue negative, red positive) instead of magnitudes")
     percentile = display[3].slider("Clip at percentile", 90.0, 100.0, 99.5, 0.5, key="explore.percentile", persist_state="session")
     colormap = None if signed and cmap in ("jet", "inferno", "viridis", "magma", "gray") else cmap
+    scores = _grid_scores(result, entries) if st.toggle(
+        "Scores under the maps", key="explore.show_scores", persist_state="session",
+        help="insertion and deletion AUC of every map and, when the image has a ground-truth mask (the shapes "
+             "samples), the energy pointing game; computed once per grid, when first shown") else None
     st.caption("Each column: our map, and Captum's below it where Captum has the method.")
     for row in result.rows:
         st.markdown(f"**{entries[row.key].label if row.key in entries else row.name}** — target: {row.target_name} · top: "
@@ -130,6 +163,15 @@ if stored is not None:
                 else:
                     slot.image(crisp(result.panel(row, cell, colormap, alpha, signed, percentile)), width="stretch",
                                caption=f"{who} · {cell.seconds * 1000:.0f} ms")
+                    if scores is not None and (row.key, cell.column) in scores:
+                        slot.caption(_score_text(scores[(row.key, cell.column)]))
+    if scores is not None:
+        with st.expander("How the scores are measured"):
+            measured = {name for values in scores.values() for name in values}
+            st.markdown("\n".join(f"- **{name} {METRICS[name].arrow}** ({METRICS[name].direction} is better): "
+                                   f"{METRICS[name].describe()}" for name in EXPLORE_METRICS if name in measured))
+            if "energy_pointing_game" not in measured:
+                st.caption("The energy pointing game needs a ground-truth mask: the bundled shapes samples have one.")
     # The files are built when a button is clicked (not on every rerun of the page, e.g. each opacity change), and
     # a download does not rerun the page (a rerun while the other button is clicked would swallow that click).
     downloads = st.columns(2)
