@@ -657,3 +657,28 @@ def test_top10_energy_by_hand() -> None:
     assert metric(batch, fraction=0.25).values.tolist() == pytest.approx([58 / 136, 0.0])
     large = mask_batch(torch.arange(1.0, 101.0).view(1, 10, 10), torch.ones(1, 10, 10))
     assert metric(large).values.item() == pytest.approx(955 / 5050)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Scores beside one explanation (the app's Explore grid)
+
+
+def test_score_explanation_computes_the_metrics_that_apply() -> None:
+    from interpgrad.metrics import score_explanation
+
+    torch.manual_seed(0)
+    model = TinyNet().eval()
+    x = torch.randn(2, 3, 8, 8)
+    explanation = interpgrad.explain(model, x, "gradient")
+    assert list(score_explanation(model, x, explanation, mean=MEAN, std=STD)) == ["insertion", "deletion"]  # no masks
+    masks = torch.zeros(2, 8, 8, dtype=torch.bool)
+    masks[:, 2:5, 3:6] = True
+    names = ("insertion", "energy_pointing_game", "randomisation", "pixel_perturbation")
+    results = score_explanation(model, x, explanation, names, mean=MEAN, std=STD, masks=masks,
+                                params={"insertion": {"step_rows": 2}})
+    assert list(results) == ["insertion", "energy_pointing_game"]  # no explainer, no labels
+    batch = MetricBatch.from_explanation(model, x, explanation, mean=MEAN, std=STD, masks=masks)
+    torch.testing.assert_close(results["insertion"].values, get_metric("insertion")(batch, step_rows=2).values)
+    assert results["insertion"].curve.shape == (2, 5)
+    described = get_metric("insertion").describe({"step_rows": 2})
+    assert described.startswith("insertion from the substrate") and "step_rows=2," in described

@@ -598,8 +598,8 @@ def _work(plan: _Plan, units: dict[tuple[str, str, int], dict[str, Any]], folder
         start, stop = plan.batches[batch_index]
         if prepared != (model_index, batch_index):
             x = plan.data.inputs(start, stop, *model.normalisation, model.device)
-            labels = torch.as_tensor(plan.data.labels[start:stop], device=model.device)
-            masks = None if plan.data.masks is None else torch.as_tensor(plan.data.masks[start:stop])
+            labels = torch.tensor(plan.data.labels[start:stop], device=model.device)  # a copy: the data are read-only
+            masks = None if plan.data.masks is None else torch.tensor(plan.data.masks[start:stop])
             prepared = (model_index, batch_index)
         if (model.name, method) in failed_methods:
             record = {"model": model.name, "method": method, "batch": batch_index,
