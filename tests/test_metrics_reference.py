@@ -9,9 +9,11 @@ whose definitions they follow, on random maps and masks without ties; and the tw
   method): its average of L randomised layers is ``(1 + sum_l r_l) / (L + 1)``. Ours is ``sum_l r_l / L``; the
   per-layer correlations are the same.
 
-Options are set so that both compute the same thing: ``normalise=False`` (Quantus divides by the maximum by default;
-every score here is invariant to that except the energy share, which it does not change either) and ``abs`` matching
-our ``attribution`` parameter. Quantus prints a few notes even with ``disable_warnings=True``; they are silenced.
+Options are set so that both compute the same thing: ``normalise=False`` (Quantus divides by the maximum by default,
+a positive scale that none of these scores depends on: turning it off only removes a step) and ``abs`` /
+``positive_attributions`` matching our ``attribution`` parameter (Quantus' attribution localisation defaults to
+``abs=True``, which counts negative evidence as relevance; ours defaults to the display map). Quantus prints a few notes
+even with ``disable_warnings=True``; they are silenced.
 
 Not compared, because Quantus cannot be configured to compute ours: its SSIM (``similarity_func.ssim``) runs
 scikit-image on the *flattened* maps with a uniform 7-sample window and the joint data range, whereas ours is the 2-D
@@ -37,6 +39,15 @@ from interpgrad.metrics import sanity
 
 QUIET = {"disable_warnings": True, "display_progressbar": False}
 SIZE = 8
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():  # type: ignore[no-untyped-def]
+    """Tiny models: one thread is as fast, and several times faster on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def run_quantus(metric: Any, **arguments: Any) -> np.ndarray:
