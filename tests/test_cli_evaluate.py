@@ -42,8 +42,8 @@ MODELS = ["--checkpoint", BASELINE, "--checkpoint", GUIDED]
 COMMON = ["--device", "cpu", "--resamples", "200", "--no-progress"]
 METRICS = ["insertion", "deletion", "pointing_game", "energy_pointing_game", "sparseness", "randomisation"]
 TINY = [*MODELS, "--methods", "gradient,edge", "--metrics", ",".join(METRICS), "--n", "8",
-        "--param", "insertion.step_rows=4", "--param", "deletion.step_rows=4", "--param", "randomisation.granularity=stage",
-        *COMMON]
+        "--param", "insertion.step_rows=4", "--param", "deletion.step_rows=4",
+        "--param", "randomisation.granularity=stage", *COMMON]
 # 2 models x 16 batches of one image x 2 methods = 64 units of ~30 ms: time to interrupt a real process mid-way.
 LONG = [*MODELS, "--methods", "gradient,random", "--metrics", "deletion,sparseness", "--n", "16", "--batch-size", "1",
         *COMMON]
@@ -178,9 +178,10 @@ def test_list_prints_the_metrics_and_presets(capsys: pytest.CaptureFixture[str])
 
 def test_the_launchers_command_line_reproduces_the_options() -> None:
     """What the app launches (``launcher.command_line``) parses back to the same request."""
-    options = {"checkpoints": [BASELINE, GUIDED], "methods": ["gradient", "random"], "metrics": ["insertion", "topk_iou"],
-               "dataset": "shapes", "split": "test", "n": 12, "preset": "rise", "target": "label", "seed": 3,
-               "batch_size": 4, "max_batch": 9, "device": "cpu", "confidence": 0.9, "resamples": 300,
+    options = {"checkpoints": [BASELINE, GUIDED], "methods": ["gradient", "random"],
+               "metrics": ["insertion", "topk_iou"], "dataset": "shapes", "split": "test", "n": 12, "preset": "rise",
+               "target": "label", "seed": 3, "batch_size": 4, "max_batch": 9, "device": "cpu", "confidence": 0.9,
+               "resamples": 300,
                "params": {"insertion": {"step_rows": 2.0, "substrate": "mean"}, "topk_iou": {"fraction": 0.25}},
                "method_params": {"random": {"seed": 7}}}
     arguments = command_line(options, "evaluations/x")
@@ -353,7 +354,8 @@ def test_sigterm_stops_cleanly_and_resumes(tmp_path: Path, uninterrupted: Path, 
     status = folder.read_status()
     written = len((out / "units.jsonl").read_text().splitlines())
     # nothing else on stderr (no warnings): the reason to resume, on one line
-    assert err.splitlines() == [f"interpgrad evaluate: stopped after {written} of {LONG_UNITS} units; continue with --resume"]
+    reason = f"interpgrad evaluate: stopped after {written} of {LONG_UNITS} units; continue with --resume"
+    assert err.splitlines() == [reason]
     assert status["state"] == "stopped" and status["done"] == written and status["total"] == LONG_UNITS
     assert 1 <= written < LONG_UNITS and not folder.finished()
     # resuming with another N is refused, and touches nothing

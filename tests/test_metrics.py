@@ -77,8 +77,8 @@ def make_batch(model: nn.Module, grey: torch.Tensor, maps: torch.Tensor, targets
 def test_the_registry_lists_the_fifteen_metrics_with_their_directions() -> None:
     registry = metrics()
     assert list(registry) == ["average_drop", "average_increase", "average_gain", "pixel_perturbation", "insertion",
-                              "deletion", "pointing_game", "energy_pointing_game", "relevance_rank_accuracy", "topk_iou",
-                              "roc_auc", "randomisation", "random_logit", "sparseness", "top10_energy"]
+                              "deletion", "pointing_game", "energy_pointing_game", "relevance_rank_accuracy",
+                              "topk_iou", "roc_auc", "randomisation", "random_logit", "sparseness", "top10_energy"]
     lower = {name for name, metric in registry.items() if metric.direction == "lower"}
     assert lower == {"average_drop", "deletion", "randomisation", "random_logit"}
     assert interpgrad.metrics() == registry  # the package called is the registry
@@ -164,7 +164,8 @@ def test_deletion_and_insertion_by_hand() -> None:
     insertion = get_metric("insertion")(batch, **common)
     assert deletion.curve[0].tolist() == pytest.approx([136 / 32, 78 / 32, 36 / 32, 10 / 32, 0.0], abs=1e-12)
     assert insertion.curve[0].tolist() == pytest.approx([0.0, 58 / 32, 100 / 32, 126 / 32, 136 / 32], abs=1e-12)
-    # trapezoid on [0, 1/4, 1/2, 3/4, 1]: (136/2 + 78 + 36 + 10 + 0/2) / 4 / 32 and (0 + 58 + 100 + 126 + 136/2) / 4 / 32
+    # trapezoid on [0, 1/4, 1/2, 3/4, 1]: (136/2 + 78 + 36 + 10 + 0/2) / 4 / 32 and
+    # (0 + 58 + 100 + 126 + 136/2) / 4 / 32
     assert deletion.values.item() == pytest.approx(48 / 32, abs=1e-12)
     assert insertion.values.item() == pytest.approx(88 / 32, abs=1e-12)
     assert list(deletion.curve_x) == [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -195,7 +196,8 @@ def test_step_rows_sets_the_pixels_per_step(step_rows: float, expected: list[int
     result = get_metric("deletion")(batch, substrate="constant", constant=0.0, score="logit", step_rows=step_rows)
     assert result.curve[0].tolist() == pytest.approx([value / 32 for value in expected], abs=1e-12)
     assert list(result.curve_x) == pytest.approx(np.linspace(0, 1, len(expected)).tolist())
-    assert result.values.item() == pytest.approx(np.trapezoid(np.array(expected) / 32, np.linspace(0, 1, len(expected))))
+    grid = np.linspace(0, 1, len(expected))
+    assert result.values.item() == pytest.approx(np.trapezoid(np.array(expected) / 32, grid))
 
 
 def expected_linear_curve(grey: np.ndarray, filler: np.ndarray, counts: list[int], insert: bool) -> list[float]:
@@ -306,7 +308,8 @@ def test_batched_insertion_and_deletion_equal_a_naive_loop(tiny, name: str, subs
         np.testing.assert_allclose(result.curve.numpy(), expected, rtol=0, atol=1e-6)
         results.append(result)
     curve = results[-1].curve.numpy()
-    np.testing.assert_allclose(results[-1].values.numpy(), np.trapezoid(curve, np.linspace(0, 1, 9), axis=1), atol=1e-12)
+    areas = np.trapezoid(curve, np.linspace(0, 1, 9), axis=1)
+    np.testing.assert_allclose(results[-1].values.numpy(), areas, atol=1e-12)
     for other in results[:-1]:
         np.testing.assert_allclose(other.values.numpy(), results[-1].values.numpy(), atol=1e-6)
 
@@ -317,8 +320,8 @@ def test_batched_pixel_perturbation_equals_a_naive_loop(tiny, replacement: str) 
     generator = torch.Generator().manual_seed(4)
     raw = torch.randn(3, 3, 8, 8, generator=generator)
     judge = TinyNet(5).eval()
-    batch = MetricBatch(model=model, x=x, maps=maps, signed_maps=maps, raw=raw, targets=torch.zeros(3, dtype=torch.long),
-                        mean=MEAN, std=STD, labels=labels, judge=judge)
+    batch = MetricBatch(model=model, x=x, maps=maps, signed_maps=maps, raw=raw,
+                        targets=torch.zeros(3, dtype=torch.long), mean=MEAN, std=STD, labels=labels, judge=judge)
     spread = np.std(raw.numpy().astype(np.float64), axis=1, ddof=1).reshape(3, -1)
     orders = [np.argsort(row, kind="stable") for row in spread]  # least salient first
     points = 7
