@@ -189,11 +189,13 @@ def protocol_lines(evaluation: Any) -> list[str]:
     lines.append(f"**Preset**: {preset} — {protocol.get('preset_description')}." if preset
                  else "**Preset**: none (each metric's own defaults, and any parameter changed below).")
     models = []
-    for index, model in enumerate(protocol.get("models", [])):
+    recorded = protocol.get("models", [])
+    for index, model in enumerate(recorded):
         regularizer = (model.get("regularizer") or {}).get("name") or "none"
-        role = "baseline" if index == 0 else f"compared with {'the baseline' if index == 1 else 'the models before it'}"
+        role = ("baseline; " if index == 0 else "compared with the baseline; " if index == 1
+                else "compared with the models before it; ") if len(recorded) > 1 else ""
         sha = (model.get("sha256") or "")[:12]
-        models.append(f"{model['name']} ({role}; regularizer {regularizer}; `{model.get('path')}`"
+        models.append(f"{model['name']} ({role}regularizer {regularizer}; `{model.get('path')}`"
                       + (f", sha256 {sha}…" if sha else "") + ")")
     lines.append("**Models**: " + "; ".join(models) + ".")
     methods = []

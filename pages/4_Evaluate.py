@@ -210,15 +210,21 @@ def _what(config: dict | None) -> str:
             + f" · {config.get('dataset')} {config.get('split', 'val')}, N = {config.get('n')}")
 
 
-def _progress_text(status: dict) -> str:
+def _progress_text(status: dict, key: str) -> str:
+    """``done of total units · what it is doing · about how long is left``; the rate is measured from the first time
+    this session saw the process (a resumed evaluation counts the units of its earlier run as done)."""
     done, total = int(status.get("done") or 0), int(status.get("total") or 0)
     text = f"{done} of {total} units"
     if status.get("message") and status.get("message") not in ("starting", "stopped"):
         text += f" · {status['message']}"
-    started = status.get("started_at")
-    if status.get("state") == "running" and done and started and done < total:
-        left = (time.time() - started) / done * (total - done)
-        text += f" · about {left:.0f} s left" if left < 120 else f" · about {left / 60:.0f} min left"
+    if status.get("state") == "running" and not status.get("starting") and done < total:
+        seen = st.session_state.setdefault("evaluate.rates", {})
+        pid, first_done, first_time = seen.setdefault(key, (status.get("pid"), done, time.time()))
+        if pid != status.get("pid"):
+            seen[key] = (status.get("pid"), done, time.time())
+        elif done > first_done:
+            left = (time.time() - first_time) / (done - first_done) * (total - done)
+            text += f" · about {left:.0f} s left" if left < 120 else f" · about {left / 60:.0f} min left"
     return text
 
 
@@ -226,7 +232,8 @@ def _show_listed(item: views.Listed, status: dict) -> None:
     state, folder = _state(status), item.folder
     config = folder.read_config()
     line, *buttons = st.columns([8, 1, 1], vertical_alignment="center")
-    line.markdown(f"**{item.label}** {_BADGES.get(state, state)} · {_what(config)}")
+    what = _what(config)
+    line.markdown(f"**{item.label}** {_BADGES.get(state, state)}" + (f" · {what}" if what else ""))
     key = f"{item.source}.{folder.name}"
     if state == "finished":
         showing = st.session_state.get("evaluate.open") == item.key
@@ -235,7 +242,8 @@ def _show_listed(item: views.Listed, status: dict) -> None:
             st.session_state["evaluate.open"] = item.key
             st.rerun()
     elif status.get("total"):
-        st.progress(min(1.0, int(status.get("done") or 0) / max(1, int(status["total"]))), text=_progress_text(status))
+        fraction = min(1.0, int(status.get("done") or 0) / max(1, int(status["total"])))
+        st.progress(fraction, text=_progress_text(status, item.key))
     if state in ("failed", "interrupted", "stopped") and status.get("reason"):
         (st.error if state == "failed" else st.warning)(status["reason"])
     if item.source != "yours":
@@ -285,17 +293,23 @@ evaluations_panel()
 
 
 # --- a finished evaluation ----------------------------------------------------------------------------------------
+def _height(rows: int, most: int = 20) -> int:
+    """A table tall enough for ``rows`` rows (up to ``most``; it scrolls beyond)."""
+    return 38 + 35 * min(max(rows, 1), most)
+
+
 def _show_summary(evaluation) -> None:  # type: ignore[no-untyped-def]
-    st.dataframe(views.summary_table(evaluation), hide_index=True, key="evaluate.summary_table",
+    table, level = views.summary_table(evaluation), evaluation.protocol.get("statistics", {}).get("confidence", 0.95)
+    st.dataframe(table, hide_index=True, key="evaluate.summary_table", height=_height(len(table)),
                  column_config={"mean": st.column_config.NumberColumn(format="%.4g"),
                                 "interval": st.column_config.TextColumn(
-                                    f"{evaluation.protocol['statistics']['confidence']:.0%} interval"),
+                                    f"{level:.0%} interval"),
                                 "n": st.column_config.NumberColumn(help="images with a value"),
                                 "excluded": st.column_config.NumberColumn(
                                     help="images where the metric is undefined (an empty mask, a constant map)")})
     st.plotly_chart(summary_bars(evaluation.summary, evaluation.metrics, evaluation.models, evaluation.methods),
                     key="evaluate.bars")
-    st.caption("Bars: the mean over the images; whiskers: the bootstrap confidence interval of the mean. ↑ higher is "
+    st.caption(f"Bars: the mean over the images; whiskers: its {level:.0%} bootstrap confidence interval. ↑ higher is "
                "better, ↓ lower is better.")
 
 
@@ -306,14 +320,15 @@ def _show_models(evaluation) -> None:  # type: ignore[no-untyped-def]
         return
     for sentence in views.headline_sentences(evaluation):
         st.markdown(sentence)
-    st.dataframe(views.style_verdicts(views.comparison_table(evaluation)), hide_index=True,
-                 key="evaluate.comparison_table",
+    table = views.comparison_table(evaluation)
+    st.dataframe(views.style_verdicts(table), hide_index=True, key="evaluate.comparison_table", height=_height(len(table)),
                  column_config={"difference": st.column_config.NumberColumn(format="%.4g", help="mean of model - against, per image"),
                                 "p-value": st.column_config.NumberColumn(format="%.3g", help="two-sided Wilcoxon signed-rank")})
+    alpha = evaluation.protocol.get("statistics", {}).get("alpha", 0.05)
     st.caption("Each model against every model listed before it, on the same images: the mean per-image difference "
                "with its paired-bootstrap interval, and the Wilcoxon p-value. The verdict (for the first model) is "
                ":green-background[better] or :red-background[worse] when the interval excludes 0 and p < "
-               f"{evaluation.protocol['statistics'].get('alpha', 0.05)}, otherwise :gray-background[no clear difference] "
+               f"{alpha}, otherwise :gray-background[no clear difference] "
                "(not corrected for the number of comparisons).")
 
 
@@ -366,7 +381,7 @@ def _show_image(evaluation) -> None:  # type: ignore[no-untyped-def]
     method = top[2].selectbox("Method", evaluation.methods, key="evaluate.rank.method")
     metric = top[3].selectbox("Metric", list(evaluation.metrics), key="evaluate.rank.metric",
                               format_func=lambda name: metric_title(name, evaluation.metrics[name]))
-    best, worst = views.ranked_images(evaluation, model, method, metric)
+    best, worst = views.ranked_images(evaluation, model, method, metric, count=min(5, len(ids) // 2))
     with st.expander(f"Best and worst images: {model}, {method}, {metric_title(metric, evaluation.metrics[metric])}",
                      expanded=True):
         for title, rows in (("best", best), ("worst", worst)):
@@ -374,7 +389,7 @@ def _show_image(evaluation) -> None:  # type: ignore[no-untyped-def]
             slots[0].markdown(f"**{title}**")
             for slot, (image_id, value) in zip(slots[1:], zip(rows["image"], rows["value"])):
                 index = ids.index(str(image_id))
-                slot.image(crisp(data.images[index], 96), caption=f"{image_id} · {value:.3g}", width=96)
+                slot.image(crisp(data.images[index], 96), caption=f"image {image_id}: {value:.3g}", width=96)
                 slot.button("Show", key=f"evaluate.show.{title}.{image_id}", on_click=_pick_image, args=(key, index))
     image, mask, label, rows = views.image_maps(evaluation, position)
     image_id = ids[position]

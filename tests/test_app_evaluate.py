@@ -215,13 +215,20 @@ def test_a_stopped_evaluation_shows_its_progress_and_resumes(folders: dict[str, 
 
 
 def test_a_running_evaluation_shows_live_progress_and_can_be_stopped(folders: dict[str, Path]) -> None:
-    _write_job(folders["evaluation"] / "busy", "running", pid=os.getpid(), done=3, total=12, fraction=0.25,
+    busy = folders["evaluation"] / "busy"
+    _write_job(busy, "running", pid=os.getpid(), done=3, total=12, fraction=0.25,
                message="shapes-resnet18-baseline: gradcam, images 1-2 of 8", started_at=time.time() - 30)
     at = _page()
     bar = at.get("progress")[0].proto
-    assert bar.value == 25 and "3 of 12 units · shapes-resnet18-baseline: gradcam" in bar.text and "left" in bar.text
+    assert bar.value == 25 and bar.text == "3 of 12 units · shapes-resnet18-baseline: gradcam, images 1-2 of 8"
     assert at.button(key="evaluate.stop.yours.busy") is not None  # not clicked: the "process" is this test
     assert "running" in "\n".join(_texts(at.markdown))
+    from interpgrad.metrics import EvaluationDir
+
+    EvaluationDir(busy).write_status("running", pid=os.getpid(), done=6, total=12, fraction=0.5, message="more")
+    at.run()  # what the panel does every 2 s: the progress, and the time left at the rate seen since
+    bar = at.get("progress")[0].proto
+    assert bar.value == 50 and bar.text.startswith("6 of 12 units · more · about ") and bar.text.endswith(" left")
 
 
 def test_choices_that_cannot_work_give_a_message_and_launch_nothing(folders: dict[str, Path],

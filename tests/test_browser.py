@@ -50,15 +50,17 @@ def _wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("browser")
-    return {"runs": base / "runs", "uploads": base / "uploads", "log": base / "streamlit.log"}
+    return {"runs": base / "runs", "uploads": base / "uploads", "evaluations": base / "evaluations",
+            "log": base / "streamlit.log"}
 
 
 @pytest.fixture(scope="module")
 def app_url(folders: dict[str, Path]) -> Iterator[str]:
-    """The app, served by `streamlit run` as a user starts it, with runs and uploads in temporary folders."""
+    """The app, served by `streamlit run` as a user starts it, with runs, uploads and evaluations in temporary
+    folders."""
     port = _free_port()
     env = {**os.environ, "INTERPGRAD_RUNS": str(folders["runs"]), "INTERPGRAD_UPLOADS": str(folders["uploads"]),
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+           "INTERPGRAD_EVALUATIONS": str(folders["evaluations"]), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     log = folders["log"].open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
@@ -77,8 +79,9 @@ def app_url(folders: dict[str, Path]) -> Iterator[str]:
             server.kill()
             server.wait()
         log.close()
-        # Training runs the page launched are separate processes (closing the browser must not kill them): stop them.
-        for status in folders["runs"].glob("*/status.json"):
+        # Training runs and evaluations the pages launched are separate processes (closing the browser must not kill
+        # them): stop them.
+        for status in [*folders["runs"].glob("*/status.json"), *folders["evaluations"].glob("*/status.json")]:
             subprocess.run(["pkill", "-f", str(status.parent)], check=False)
 
 
@@ -104,6 +107,20 @@ def page(browser, request: pytest.FixtureRequest):  # type: ignore[no-untyped-de
     page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-final.png"), full_page=True)
     context.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def _full_screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
+    """The whole page as a user would scroll through it: Streamlit scrolls inside its own container, so the viewport
+    is made as tall as that container's content for the shot."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    viewport = page.viewport_size
+    height = page.evaluate("() => document.querySelector(\"[data-testid='stMain']\")?.scrollHeight ?? 0")
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], int(height) + 40)})
+    page.wait_for_timeout(1500)  # charts re-layout to the new size
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(viewport)
+    return path
 
 
 def _no_streamlit_exception(page) -> None:  # type: ignore[no-untyped-def]
@@ -174,3 +191,48 @@ def test_train_a_tiny_run_and_find_it_among_the_models(app_url: str, page, folde
     picker.fill("browser-tiny")
     page.get_by_text(re.compile(r"^browser-tiny \(run: resnet18")).first.wait_for(timeout=30_000)
     _no_streamlit_exception(page)
+
+
+def test_evaluate_two_models_and_read_the_results(app_url: str, page, folders: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    """Start a small evaluation from the page (2 shipped models, 2 methods, 3 cheap metrics, 8 images), wait for the
+    background process to finish, and find its summary table and charts."""
+    page.goto(f"{app_url}/Evaluate")
+    page.get_by_text("Evaluations", exact=True).wait_for(timeout=90_000)  # drawn after the form: the page is there
+    page.wait_for_timeout(500)
+    start = page.get_by_role("button", name="Start evaluation")
+    if not start.is_visible():  # collapsed when evaluations are listed (a shipped one)
+        page.get_by_text("New evaluation").first.click()
+    start.wait_for()
+    for method in ("guided_backprop (gradient)", "random (control)", "edge (control)"):
+        page.locator(f"button[aria-label='Remove {method}']:visible").click()  # (a hidden copy sits in a template)
+        page.wait_for_timeout(300)
+    keep = {"insertion ↑", "energy_pointing_game ↑", "sparseness ↑"}
+    for pill in page.locator("[data-testid='stButtonGroup'] button[aria-pressed='true']").all_inner_texts():
+        if pill.strip() not in keep:
+            page.get_by_role("button", name=pill.strip(), exact=True).click()
+            page.wait_for_timeout(300)
+    images = page.get_by_label("N (images)", exact=True).and_(page.locator("input"))
+    images.fill("8")
+    images.press("Tab")
+    name = page.get_by_label("Evaluation name", exact=True).and_(page.locator("input"))
+    name.fill("browser-eval")
+    name.press("Tab")
+    page.wait_for_timeout(500)
+    _full_screenshot(page, "evaluate-new.png")
+    start.click()
+    page.get_by_text("Started browser-eval").wait_for(timeout=30_000)
+    _full_screenshot(page, "evaluate-started.png")  # starting, or already running with its progress
+    page.get_by_text("How each metric was measured").wait_for(timeout=240_000)  # opens by itself when it finishes
+    _no_streamlit_exception(page)
+    assert (folders["evaluations"] / "browser-eval" / "results.json").is_file()
+    page.get_by_role("tab", name="Summary").wait_for()
+    page.locator("[data-testid='stDataFrame']").first.wait_for()
+    page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for(timeout=30_000)
+    assert page.get_by_text("browser-eval", exact=True).count() >= 1
+    _full_screenshot(page, "evaluate-summary.png")
+    for tab, shows in [("Models compared", "(method, metric) pairs"), ("Curves", "— mean over the images"),
+                       ("One image", "Scores of image 0")]:
+        page.get_by_role("tab", name=tab).click()
+        page.get_by_text(shows).first.wait_for(timeout=60_000)
+        _no_streamlit_exception(page)
+        _full_screenshot(page, f"evaluate-{tab.lower().replace(' ', '-')}.png")
