@@ -361,7 +361,7 @@ def test_sigterm_stops_cleanly_and_resumes(tmp_path: Path, uninterrupted: Path, 
     # resuming with another N is refused, and touches nothing
     before = snapshot(out)
     code, _, err = evaluate(capsys, "--out", str(out), "--resume", "--n", "32", "--no-progress")
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "was started with --n 16" in err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "was started with n=16" in err
     assert snapshot(out) == before
     code, _, err = evaluate(capsys, "--out", str(out), "--resume", "--no-progress")
     assert code == 0, err

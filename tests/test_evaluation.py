@@ -103,3 +103,25 @@ def test_models_that_do_not_fit_the_data_are_refused(baseline) -> None:
         evaluate([], ["edge"], ["sparseness"], n=2, device="cpu")
     with pytest.raises(ConfigError, match="no checkpoint at"):
         evaluate([ROOT / "checkpoints" / "nothing-here"], ["edge"], ["sparseness"], n=2, device="cpu")
+
+
+def test_resume_from_python_continues_only_the_same_request(tmp_path: Path, baseline) -> None:
+    """``evaluate(resume=True)`` refuses a request that measures something else (its units would mix with the saved
+    ones) and accepts the same request however it is typed; the device and max_batch may change."""
+    model, metadata = baseline
+    out = tmp_path / "evaluation"
+    request = {"n": 4, "batch_size": 2, "device": "cpu", "resamples": 100, "out": out}
+    asked = {"params": {"insertion": {"step_rows": 2}}}
+    with pytest.raises(Stopped):
+        evaluate([("base", model, metadata)], ["gradient"], ["insertion"], should_stop=lambda: True, **request, **asked)
+    config = (out / "config.json").read_text()
+    for change in ({"batch_size": 1}, {"n": 3}, {"params": {"insertion": {"step_rows": 3}}}, {"target": "label"}):
+        with pytest.raises(ConfigError, match="was started with"):
+            evaluate([("base", model, metadata)], ["gradient"], ["insertion"], resume=True,
+                     **{**request, **asked, **change})
+        assert (out / "config.json").read_text() == config  # refused before anything is written
+    with pytest.raises(ConfigError, match="was started with other methods"):
+        evaluate([("base", model, metadata)], ["gradient", "random"], ["insertion"], resume=True, **request, **asked)
+    typed_otherwise = {"params": {"insertion": {"step_rows": "2.0", "substrate": "blur"}}, "max_batch": 3}
+    resumed = evaluate([("base", model, metadata)], ["gradient"], ["insertion"], resume=True, **request, **typed_otherwise)
+    assert len(resumed.results) == 4

@@ -20,10 +20,6 @@ from ..errors import ConfigError
 
 HELP = "score methods and models with metrics (CIs, paired comparisons) into a folder of CSV, JSON and plots"
 
-# Options a resumed evaluation may change: where it runs, not what it measures.
-_CHANGEABLE_ON_RESUME = {"device", "max_batch"}
-_FLAG = {"checkpoints": "--checkpoint", "n": "--n", "data_root": "--data-root", "batch_size": "--batch-size",
-         "max_batch": "--max-batch", "params": "--param", "method_params": "--method-param"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,44 +74,16 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _same(given: Any, saved: Any) -> bool:
-    if isinstance(given, dict) and isinstance(saved, dict):
-        return set(given) <= set(saved) and all(_same(value, saved[key]) for key, value in given.items())
-    if isinstance(given, (int, float)) and isinstance(saved, (int, float)) and not isinstance(given, bool):
-        return float(given) == float(saved)
-    if isinstance(given, str) and isinstance(saved, str):
-        return given == saved
-    if isinstance(saved, (int, float)) and isinstance(given, str):  # a --param value as typed against the saved one
-        try:
-            return float(given) == float(saved)
-        except ValueError:
-            return False
-    return given == saved
-
-
 def resume_options(out: str, given: dict[str, Any]) -> dict[str, Any]:
-    """The saved options of the evaluation in ``out``; a ConfigError when the user gave a different value for an
-    option that changes what is measured."""
+    """The saved options of the evaluation in ``out``, with what the user typed over them: ``evaluate`` refuses the
+    resume when that changes what is measured (only --device and --max-batch may change)."""
     from ..metrics import EvaluationDir
 
-    folder = EvaluationDir(out)
-    saved = folder.read_config()
+    saved = EvaluationDir(out).read_config()
     if saved is None:
         raise ConfigError(f"there is no evaluation to resume in {out} (no config.json)")
-    options = {key: value for key, value in saved.items() if key != "created_at"}
-    for key, value in given.items():
-        if key in _CHANGEABLE_ON_RESUME:
-            options[key] = value
-            continue
-        if key == "methods" or key == "metrics":
-            value = [part.strip() for part in value.split(",") if part.strip()]
-            if value == ["all"]:
-                continue
-        if not _same(value, options.get(key)):
-            flag = _FLAG.get(key, "--" + key.replace("_", "-"))
-            raise ConfigError(f"{out} was started with {flag} {options.get(key)!r}; resume with the same settings (only "
-                              f"--device and --max-batch may change) or start a new evaluation")
-    return options
+    options = {key: value for key, value in saved.items() if key not in ("created_at", "measures")}
+    return {**options, **given}
 
 
 def _list() -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import os
 import platform
@@ -461,6 +462,31 @@ def _config(models: Sequence[ModelSpec], methods: list[str], metrics: list[str],
             "confidence": float(confidence), "resamples": int(resamples)}
 
 
+_RESUME_KEYS = ("dataset", "split", "n", "data_root", "seed", "batch_size", "confidence", "resamples", "measures")
+"""What a resumed evaluation must share with the one it continues (it may change the device and max_batch)."""
+
+
+def _measures(plan: _Plan) -> dict[str, Any]:
+    """What the evaluation measures, resolved (parameters with their defaults, the preset applied, the target, the
+    models and the judge by name and content): equal requests give equal values however they were typed."""
+    measures = {"methods": plan.methods, "metrics": plan.metrics, "target": plan.target,
+                "models": [[model.name, model.sha256] for model in plan.models],
+                "judge": [plan.judge.name, plan.judge.sha256] if plan.judge else None}
+    return json.loads(json.dumps(measures))
+
+
+def _check_resumable_with(folder: EvaluationDir, saved: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """A ConfigError unless ``config`` measures what the saved evaluation measured (else its units would mix)."""
+    if not saved:
+        raise ConfigError(f"there is no evaluation to resume in {folder.path} (no config.json)")
+    for key in _RESUME_KEYS:
+        if json.loads(json.dumps(config.get(key))) != saved.get(key):
+            what = ("other methods, metrics, parameters, target or models" if key == "measures"
+                    else f"{key}={saved.get(key)!r}")
+            raise ConfigError(f"{folder.path} was started with {what}; resume with the same settings (only the device "
+                              f"and max_batch may change) or start a new evaluation")
+
+
 def evaluate(
     models: Sequence[ModelSpec],
     methods: Sequence[str] | str,
@@ -521,8 +547,11 @@ def evaluate(
     config = _config(models, list(plan.methods), list(plan.metrics), dataset, n, split, data_root, params, method_params,
                      preset, target, judge, seed, batch_size, max_batch, device, confidence, resamples)
     units: dict[tuple[str, str, int], dict[str, Any]] = {}
+    config["measures"] = _measures(plan)
     if folder is not None:
         saved = folder.read_config() or {}
+        if resume:
+            _check_resumable_with(folder, saved, config)
         config["created_at"] = saved.get("created_at", time.time())
         try:
             folder.path.mkdir(parents=True, exist_ok=True)
