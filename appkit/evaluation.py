@@ -447,7 +447,9 @@ def _sha256(path: Path) -> str:
 
 
 @st.cache_data(max_entries=16, show_spinner="explaining the image with every model and method...")
-def _image_maps(path: str, mtime: float, position: int) -> tuple[np.ndarray, np.ndarray | None, str, list[ImageRow]]:
+def _image_maps(path: str, mtime: float, position: int,
+                checkpoints: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray | None, str, list[ImageRow]]:
+    # mtime and checkpoints (the models' files' modification times): part of the cache key only
     evaluation = _load(path, mtime)
     data = evaluation_images(evaluation)
     protocol = evaluation.protocol
@@ -492,4 +494,6 @@ def image_maps(evaluation: Any, position: int) -> tuple[np.ndarray, np.ndarray |
     """Image ``position`` of the evaluation (uint8 RGB), its mask (or None), its class, and every model's maps of it
     with every method, recomputed with the recorded parameters and target (cached per evaluation and image)."""
     folder = evaluation.folder
-    return _image_maps(str(folder.path), folder.json_path.stat().st_mtime, int(position))
+    paths = [model_path(model.get("path")) for model in evaluation.protocol.get("models", [])]
+    versions = tuple(path.stat().st_mtime if path is not None and path.is_file() else 0.0 for path in paths)
+    return _image_maps(str(folder.path), folder.json_path.stat().st_mtime, int(position), versions)

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import streamlit as st
+import torch
 
 from appkit import evaluation as views
 from appkit.charts import metric_curves, metric_title, summary_bars
@@ -143,7 +144,8 @@ with st.expander("New evaluation", expanded=not listed):
 
     with st.expander("Advanced"):
         advanced = st.columns(3)
-        device = advanced[0].selectbox("Device", ["auto", "cpu", "cuda"], key="evaluate.device", persist_state="session",
+        devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        device = advanced[0].selectbox("Device", devices, key="evaluate.device", persist_state="session",
                                        help="auto: the GPU when there is one")
         batch_size = advanced[0].number_input("Images per unit of work", 1, 4096, 32, key="evaluate.batch_size",
                                               persist_state="session",
@@ -250,7 +252,9 @@ def _show_listed(item: views.Listed, status: dict) -> None:
         return
     if state in ("running", "new") and buttons[0].button("Stop", key=f"evaluate.stop.{key}",
                                                           help="stops after the current unit; it can be resumed"):
-        if not stop_evaluation(folder):
+        if stop_evaluation(folder):
+            st.toast(f"Stopping {folder.name} after its current unit; Resume continues it.")
+        else:
             st.warning(f"{folder.name} is not running.")
     if state in ("stopped", "failed", "interrupted") and folder.can_resume():
         if buttons[0].button("Resume", key=f"evaluate.resume.{key}", help="continues from the last finished unit"):
@@ -299,11 +303,13 @@ def _height(rows: int, most: int = 20) -> int:
 
 
 def _show_summary(evaluation) -> None:  # type: ignore[no-untyped-def]
+    if evaluation.summary.empty:
+        st.info("This evaluation has no values: every method failed on every model (the reasons are above).")
+        return
     table, level = views.summary_table(evaluation), evaluation.protocol.get("statistics", {}).get("confidence", 0.95)
     st.dataframe(table, hide_index=True, key="evaluate.summary_table", height=_height(len(table)),
                  column_config={"mean": st.column_config.NumberColumn(format="%.4g"),
-                                "interval": st.column_config.TextColumn(
-                                    f"{level:.0%} interval"),
+                                "interval": st.column_config.TextColumn(f"{level:.0%} interval"),
                                 "n": st.column_config.NumberColumn(help="images with a value"),
                                 "excluded": st.column_config.NumberColumn(
                                     help="images where the metric is undefined (an empty mask, a constant map)")})
@@ -321,9 +327,12 @@ def _show_models(evaluation) -> None:  # type: ignore[no-untyped-def]
     for sentence in views.headline_sentences(evaluation):
         st.markdown(sentence)
     table = views.comparison_table(evaluation)
-    st.dataframe(views.style_verdicts(table), hide_index=True, key="evaluate.comparison_table", height=_height(len(table)),
-                 column_config={"difference": st.column_config.NumberColumn(format="%.4g", help="mean of model - against, per image"),
-                                "p-value": st.column_config.NumberColumn(format="%.3g", help="two-sided Wilcoxon signed-rank")})
+    st.dataframe(views.style_verdicts(table), hide_index=True, key="evaluate.comparison_table",
+                 height=_height(len(table)),
+                 column_config={"difference": st.column_config.NumberColumn(format="%.4g",
+                                                                            help="mean of model - against, per image"),
+                                "p-value": st.column_config.NumberColumn(format="%.3g",
+                                                                         help="two-sided Wilcoxon signed-rank")})
     alpha = evaluation.protocol.get("statistics", {}).get("alpha", 0.05)
     st.caption("Each model against every model listed before it, on the same images: the mean per-image difference "
                "with its paired-bootstrap interval, and the Wilcoxon p-value. The verdict (for the first model) is "
