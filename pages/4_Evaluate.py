@@ -247,7 +247,8 @@ def _show_listed(item: views.Listed, status: dict) -> None:
         fraction = min(1.0, int(status.get("done") or 0) / max(1, int(status["total"])))
         st.progress(fraction, text=_progress_text(status, item.key))
     if state in ("failed", "interrupted", "stopped") and status.get("reason"):
-        (st.error if state == "failed" else st.warning)(status["reason"])
+        reason = str(status["reason"]).replace("continue with --resume", "Resume continues it")  # the CLI's words
+        (st.error if state == "failed" else st.warning)(reason)
     if item.source != "yours":
         return
     if state in ("running", "new") and buttons[0].button("Stop", key=f"evaluate.stop.{key}",

@@ -203,7 +203,7 @@ def test_a_stopped_evaluation_shows_its_progress_and_resumes(folders: dict[str, 
     at = _page()
     progress = [bar.proto for bar in at.get("progress")]
     assert any(bar.value == 33 and bar.text.startswith("2 of 6 units") for bar in progress), progress
-    assert any("stopped after 2 of 6 units" in text for text in _texts(at.warning))
+    assert any("stopped after 2 of 6 units; Resume continues it" in text for text in _texts(at.warning))
     assert any("no checkpoint at /nowhere" in text for text in _texts(at.error))
     assert at.button(key="evaluate.resume.yours.broken") is not None
     at.button(key="evaluate.resume.yours.halfway").click()
