@@ -57,8 +57,7 @@ def home() -> None:
     links = st.columns(2) + st.columns(2)
     links[0].page_link("pages/2_Explore.py", label="Explore: compare saliency maps side by side", icon="🔍")
     links[1].page_link("pages/3_Train.py", label="Train: baseline vs. regularized models", icon="🏋️")
-    links[2].page_link("pages/4_Evaluate.py", label="Evaluate: score maps and models with metrics (CIs, comparisons)",
-                       icon=":material/analytics:")
+    links[2].page_link("pages/4_Evaluate.py", label="Evaluate: score maps and models with metrics", icon=":material/analytics:")
     links[3].page_link("pages/1_Models.py", label="Models: metadata, curves, uploads", icon="📦")
     with st.expander("Regularizers and architectures"):
         st.dataframe([{"regularizer": name, "what it does": cls.description} for name, cls in REGULARIZERS.items()], hide_index=True)
