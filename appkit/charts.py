@@ -34,7 +34,8 @@ def training_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], height: int
 
 # ---------------------------------------------------------------------------------------------------- evaluations
 
-_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+            "#17becf")
 
 
 def model_colours(models: Sequence[str]) -> dict[str, str]:
@@ -67,7 +68,8 @@ def summary_bars(summary: Any, metrics: Mapping[str, Mapping[str, Any]], models:
     columns = max(1, min(columns, len(names)))
     rows = max(1, -(-len(names) // columns))
     height = panel_height * rows + 40
-    figure = make_subplots(rows=rows, cols=columns, subplot_titles=[metric_title(name, metrics[name]) for name in names],
+    titles = [metric_title(name, metrics[name]) for name in names]
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=titles,
                            vertical_spacing=90 / height if rows > 1 else 0.0, horizontal_spacing=0.07)
     colours = model_colours(models)
     for index, name in enumerate(names):
@@ -135,7 +137,8 @@ def metric_curves(curves: Any, metric: str, info: Mapping[str, Any], models: Seq
         if metric == "pixel_perturbation":
             figure.update_xaxes(type="log", row=row, col=column)
         if labels:
-            figure.update_xaxes(tickvals=ticks, ticktext=labels, tickangle=-60, tickfont=dict(size=10), row=row, col=column)
+            figure.update_xaxes(tickvals=ticks, ticktext=labels, tickangle=-60, tickfont=dict(size=10), row=row,
+                                col=column)
         if row == rows or index + columns >= len(present):
             figure.update_xaxes(title_text=str(info.get("curve_axis") or "x"), row=row, col=column)
         if column == 1:

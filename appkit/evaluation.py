@@ -351,12 +351,14 @@ def control_table(evaluation: Any) -> pd.DataFrame:
     for model in evaluation.models:
         for method in evaluation.methods:
             for control in evaluation.methods:
-                group = table[(table["model"] == model) & (table["method_a"] == method) & (table["method_b"] == control)]
+                group = table[(table["model"] == model) & (table["method_a"] == method)
+                              & (table["method_b"] == control)]
                 if group.empty:
                     continue
                 verdicts = dict(zip(group["metric"], group["verdict"]))
                 rows.append({"model": model, "method": method, "against": control,
-                             **{_metric_label(evaluation, name): verdicts.get(name, "") for name in evaluation.metrics}})
+                             **{_metric_label(evaluation, name): verdicts.get(name, "")
+                                for name in evaluation.metrics}})
     return pd.DataFrame(rows)
 
 
@@ -371,10 +373,13 @@ def control_sentences(evaluation: Any) -> list[str]:
         parts = []
         for method in [m for m in evaluation.methods if (rows["method_a"] == m).any()]:
             against = []
-            for control in [c for c in evaluation.methods if ((rows["method_a"] == method) & (rows["method_b"] == c)).any()]:
+            for control in evaluation.methods:
                 group = rows[(rows["method_a"] == method) & (rows["method_b"] == control)]
+                if group.empty:
+                    continue
                 better, worse = int((group["verdict"] == "better").sum()), int((group["verdict"] == "worse").sum())
-                against.append(f"{control} on {better} of {len(group)} metrics" + (f" (worse on {worse})" if worse else ""))
+                worse_text = f" (worse on {worse})" if worse else ""
+                against.append(f"{control} on {better} of {len(group)} metrics{worse_text}")
             parts.append(f"{method} beats " + " and ".join(against))
         sentences.append(f"**{model}**: " + "; ".join(parts) + ".")
     return sentences
@@ -383,7 +388,8 @@ def control_sentences(evaluation: Any) -> list[str]:
 # ---------------------------------------------------------------------------------------------------- one image
 
 
-def ranked_images(evaluation: Any, model: str, method: str, metric: str, count: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+def ranked_images(evaluation: Any, model: str, method: str, metric: str,
+                  count: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``count`` best and worst images of (model, method, metric) by the metric's direction: image, value."""
     results = evaluation.results
     rows = results[(results["model"] == model) & (results["method"] == method) & (results["metric"] == metric)]
@@ -400,9 +406,10 @@ def image_scores(evaluation: Any, image: str) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     table = rows.pivot_table(index=["model", "method"], columns="metric", values="value", aggfunc="first", dropna=False)
-    table = table.reindex(index=pd.MultiIndex.from_tuples(
-        [(model, method) for model in evaluation.models for method in evaluation.methods if (model, method) in table.index]),
-        columns=[name for name in evaluation.metrics if name in table.columns])
+    pairs = [(model, method) for model in evaluation.models for method in evaluation.methods
+             if (model, method) in table.index]
+    table = table.reindex(index=pd.MultiIndex.from_tuples(pairs),
+                          columns=[name for name in evaluation.metrics if name in table.columns])
     table.columns = [_metric_label(evaluation, name) for name in table.columns]
     return table.reset_index(names=["model", "method"])
 
@@ -424,7 +431,8 @@ def evaluation_images(evaluation: Any) -> interpgrad.metrics.EvaluationData:
     """The evaluation's images (the same ones, regenerated or read again from its data root)."""
     data = evaluation.protocol["data"]
     config = evaluation.folder.read_config() if evaluation.folder is not None else None
-    return _images(data["dataset"], data["split"], int(data["n"]), int(data["image_size"]), (config or {}).get("data_root"))
+    return _images(data["dataset"], data["split"], int(data["n"]), int(data["image_size"]),
+                   (config or {}).get("data_root"))
 
 
 @dataclass
@@ -481,7 +489,8 @@ def _image_maps(path: str, mtime: float, position: int,
                 except InterpgradError as error:
                     maps[method], errors[method] = None, str(error)
                     continue
-                maps[method] = overlay(image, normalize_map(explanation.map[0], "absolute", 99.5), alpha=0.5, cmap="jet")
+                shown = normalize_map(explanation.map[0], "absolute", 99.5)
+                maps[method] = overlay(image, shown, alpha=0.5, cmap="jet")
                 probabilities = explanation.probabilities[0]
                 top = int(probabilities.argmax())
                 prediction = f"{names[top]} {float(probabilities[top]):.0%}"

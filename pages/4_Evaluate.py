@@ -18,7 +18,8 @@ from appkit.models import zoo
 from appkit.widgets import drop_missing_choices, param_widgets, readable_errors
 from interpgrad.data import DATASETS
 from interpgrad.explain import methods as method_registry
-from interpgrad.metrics import CATEGORIES, PRESETS, SPLITS, TARGETS, launch_evaluation, resume_evaluation, stop_evaluation
+from interpgrad.metrics import (CATEGORIES, PRESETS, SPLITS, TARGETS, launch_evaluation, resume_evaluation,
+                                stop_evaluation)
 from interpgrad.metrics import metrics as metric_registry
 from interpgrad.zoo import default_directories
 
@@ -79,7 +80,8 @@ with st.expander("New evaluation", expanded=not listed):
                                              "localisation metrics)")
     data_root = data_columns[1].text_input("Data folder", key="evaluate.data_root", persist_state="session",
                                            disabled=dataset == "shapes",
-                                           help="the folder containing cifar-10-batches-py / cifar-100-python, or class subfolders")
+                                           help="the folder containing cifar-10-batches-py / cifar-100-python, or "
+                                                "class subfolders")
     split = data_columns[2].selectbox("Split", SPLITS, key="evaluate.split", persist_state="session",
                                       help="val (default), test or train; CIFAR's val and test are its test set")
     n = data_columns[3].number_input("N (images)", 1, 100_000, 100, key="evaluate.n", persist_state="session",
@@ -125,7 +127,8 @@ with st.expander("New evaluation", expanded=not listed):
         for name in shown:
             metric = METRICS[name]
             st.markdown(f"**{metric_title(name, metric.to_dict())}** — {metric.description}")
-            declared = [dataclasses.replace(param, default=metric_defaults[name][param.name]) for param in metric.params]
+            declared = [dataclasses.replace(param, default=metric_defaults[name][param.name])
+                        for param in metric.params]
             values = param_widgets(declared, f"evaluate.param.{preset_choice}.{name}", columns=3)
             if _changed(values, metric_defaults[name]):
                 metric_params[name] = _changed(values, metric_defaults[name])
@@ -316,8 +319,8 @@ def _show_summary(evaluation) -> None:  # type: ignore[no-untyped-def]
                                     help="images where the metric is undefined (an empty mask, a constant map)")})
     st.plotly_chart(summary_bars(evaluation.summary, evaluation.metrics, evaluation.models, evaluation.methods),
                     key="evaluate.bars")
-    st.caption(f"Bars: the mean over the images; whiskers: its {level:.0%} bootstrap confidence interval. ↑ higher is "
-               "better, ↓ lower is better.")
+    st.caption(f"Bars: the mean over the images; whiskers: its {level:.0%} bootstrap confidence interval. "
+               "↑ higher is better, ↓ lower is better.")
 
 
 def _show_models(evaluation) -> None:  # type: ignore[no-untyped-def]
@@ -403,15 +406,17 @@ def _show_image(evaluation) -> None:  # type: ignore[no-untyped-def]
                 slot.button("Show", key=f"evaluate.show.{title}.{image_id}", on_click=_pick_image, args=(key, index))
     image, mask, label, rows = views.image_maps(evaluation, position)
     image_id = ids[position]
-    st.markdown(f"**Image {image_id}** ({label}) — the maps recomputed with the recorded parameters and target; under "
-                f"each map its {metric_title(metric, evaluation.metrics[metric])} on this image.")
-    scores = evaluation.results[(evaluation.results["image"] == str(image_id)) & (evaluation.results["metric"] == metric)]
+    st.markdown(f"**Image {image_id}** ({label}) — the maps recomputed with the recorded parameters and target; "
+                f"under each map its {metric_title(metric, evaluation.metrics[metric])} on this image.")
+    results = evaluation.results
+    scores = results[(results["image"] == str(image_id)) & (results["metric"] == metric)]
     values = {(m, me): v for m, me, v in zip(scores["model"], scores["method"], scores["value"])}
     pictures = [crisp(image, 128)] + ([crisp(np.repeat((mask * 255).astype(np.uint8)[..., None], 3, axis=2), 128)]
                                       if mask is not None else [])
     st.image(pictures, caption=["input", "ground truth"][:len(pictures)], width=128)
     for row in rows:
-        heading = f"**{row.model}**" + (f" — target: {row.target} · predicted: {row.prediction}" if row.target else "")
+        predicted = f" — target: {row.target} · predicted: {row.prediction}" if row.target else ""
+        heading = f"**{row.model}**{predicted}"
         st.markdown(heading)
         if row.warning:
             st.warning(row.warning)
@@ -431,15 +436,17 @@ def _show_image(evaluation) -> None:  # type: ignore[no-untyped-def]
 
 def _show_downloads(evaluation) -> None:  # type: ignore[no-untyped-def]
     folder = evaluation.folder
-    files = [(folder.results_path, "text/csv"), (folder.summary_path, "text/csv"), (folder.comparisons_path, "text/csv"),
-             (folder.method_comparisons_path, "text/csv"), (folder.curves_path, "text/csv"),
+    tables = (folder.results_path, folder.summary_path, folder.comparisons_path, folder.method_comparisons_path,
+              folder.curves_path)
+    files = [*((path, "text/csv") for path in tables),
              (folder.json_path, "application/json"), *((path, "image/png") for path in folder.plots())]
     st.caption(f"The evaluation's folder: `{folder.path}`")
     slots = st.columns(4)
     for index, (path, mime) in enumerate(path for path in files if path[0].is_file()):
         label = f"plots/{path.name}" if path.parent == folder.plots_path else path.name
-        slots[index % 4].download_button(label, data=path.read_bytes, file_name=f"{folder.name}-{path.name}", mime=mime,
-                                         key=f"evaluate.download.{label}", on_click="ignore", icon=":material/download:")
+        slots[index % 4].download_button(label, data=path.read_bytes, file_name=f"{folder.name}-{path.name}",
+                                         mime=mime, key=f"evaluate.download.{label}", on_click="ignore",
+                                         icon=":material/download:")
     st.download_button("Everything (ZIP)", data=lambda: views.folder_zip(folder), file_name=f"{folder.name}.zip",
                        mime="application/zip", key="evaluate.download.zip", on_click="ignore", type="primary",
                        icon=":material/folder_zip:")
@@ -455,11 +462,13 @@ def show_evaluation(item: views.Listed) -> None:
         st.subheader(f"{item.label}")
         st.markdown("\n".join(f"- {line}" for line in views.protocol_lines(evaluation)))
         with st.container(border=True, height=190):
-            st.markdown("**How each metric was measured** (every number below comes with this protocol)\n\n" + "\n".join(
-                f"- **{metric_title(name, info)}** ({info.get('category')}): {info.get('protocol')}. "
-                f"_{info.get('source')}_" for name, info in evaluation.metrics.items()))
+            lines = [f"- **{metric_title(name, info)}** ({info.get('category')}): {info.get('protocol')}. "
+                     f"_{info.get('source')}_" for name, info in evaluation.metrics.items()]
+            st.markdown("**How each metric was measured** (every number below comes with this protocol)\n\n"
+                        + "\n".join(lines))
         for problem in evaluation.protocol.get("problems") or []:
-            what = f"{problem['method']} on {problem['model']}" + (f", {problem['metric']}" if problem.get("metric") else "")
+            metric = f", {problem['metric']}" if problem.get("metric") else ""
+            what = f"{problem['method']} on {problem['model']}{metric}"
             st.warning(f"{what}: no values ({problem['reason']})")
         tabs = st.tabs(["Summary", "Models compared", "Methods compared", "Curves", "One image", "Downloads"],
                        key="evaluate.tabs")

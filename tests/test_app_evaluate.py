@@ -123,7 +123,8 @@ def test_the_page_renders_without_any_evaluation(folders: dict[str, Path]) -> No
     assert not at.get("plotly_chart")
 
 
-def test_a_finished_evaluation_shows_its_protocol_tables_charts_and_one_image(folders: dict[str, Path], tiny: Path) -> None:
+def test_a_finished_evaluation_shows_its_protocol_tables_charts_and_one_image(folders: dict[str, Path],
+                                                                              tiny: Path) -> None:
     shutil.copytree(tiny, folders["evaluation"] / "tiny")
     at = _page()
     markdown = "\n".join(_texts(at.markdown))
@@ -143,8 +144,9 @@ def test_a_finished_evaluation_shows_its_protocol_tables_charts_and_one_image(fo
 
     comparisons = _table(at, "p-value")
     assert set(comparisons["verdict"]) <= VERDICTS and len(comparisons) == 3 * 3
-    assert any("shapes-resnet18-guided vs shapes-resnet18-baseline**: better on" in text and "of 6 (method, metric) pairs" in text
-               for text in _texts(at.markdown))  # the controls are left out of the headline count
+    headline = "shapes-resnet18-guided vs shapes-resnet18-baseline**: better on"
+    assert any(headline in text and "of 6 (method, metric) pairs" in text  # the controls are left out of the count
+               for text in _texts(at.markdown))
     controls = _table(at, "against", "insertion ↑")
     assert set(controls["against"]) == {"random"} and set(controls["insertion ↑"]) <= VERDICTS
     assert any("gradient beats random on" in text for text in _texts(at.markdown))
@@ -187,14 +189,16 @@ def test_the_shipped_evaluation_is_opened_first_and_cannot_be_stopped(folders: d
     assert at.session_state["evaluate.open"] == str(folders["checkpoints"] / "evaluations" / "shapes-starter")
     assert any(header.value == "shapes-starter (shipped)" for header in at.subheader)
     keys = [button.key for button in at.button]
-    assert "evaluate.open.yours.mine" in keys and not any(key.startswith(("evaluate.stop", "evaluate.resume")) for key in keys)
+    assert "evaluate.open.yours.mine" in keys
+    assert not any(key.startswith(("evaluate.stop", "evaluate.resume")) for key in keys)
     at.button(key="evaluate.open.yours.mine").click()
     at.run()
     _no_exception(at)
     assert any(header.value == "mine" for header in at.subheader)
 
 
-def test_a_stopped_evaluation_shows_its_progress_and_resumes(folders: dict[str, Path], spawned: list[list[str]]) -> None:
+def test_a_stopped_evaluation_shows_its_progress_and_resumes(folders: dict[str, Path],
+                                                             spawned: list[list[str]]) -> None:
     stopped = folders["evaluation"] / "halfway"
     _write_job(stopped, "stopped", done=2, total=6, fraction=2 / 6, message="stopped",
                reason="stopped after 2 of 6 units; continue with --resume")
@@ -248,7 +252,8 @@ def test_choices_that_cannot_work_give_a_message_and_launch_nothing(folders: dic
     at.button(key="evaluate.start").click()
     at.run()
     _no_exception(at)
-    assert any("ground-truth masks" in text and "cifar10 has none" in text for text in _texts(at.error)), _texts(at.error)
+    errors = _texts(at.error)
+    assert any("ground-truth masks" in text and "cifar10 has none" in text for text in errors), errors
 
     at = _page()
     at.text_input(key="evaluate.name").set_value("no spaces allowed")
@@ -280,8 +285,10 @@ def test_start_launches_the_cli_with_the_choices(folders: dict[str, Path], spawn
     assert [command[i + 1] for i, part in enumerate(command) if part == "--checkpoint"] == [
         str(folders["checkpoints"] / name / "model.safetensors") for name in SHIPPED]
     assert flags["--methods"] == "gradcam,random" and flags["--metrics"] == "insertion" and flags["--n"] == "8"
-    assert flags["--preset"] == "rise" and flags["--target"] == "predicted" and flags["--out"] == str(folders["evaluation"] / "mine")
-    assert "insertion.blur_sigma=2.5" in command and not any(part.startswith("insertion.blur_kernel") for part in command)
+    assert flags["--preset"] == "rise" and flags["--target"] == "predicted"
+    assert flags["--out"] == str(folders["evaluation"] / "mine")
+    assert "insertion.blur_sigma=2.5" in command  # changed; the preset's own values are left to the preset
+    assert not any(part.startswith("insertion.blur_kernel") for part in command)
     assert any("Started mine" in text for text in _texts(at.success))
     assert at.session_state["evaluate.open"] == str(folders["evaluation"] / "mine")
 

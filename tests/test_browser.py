@@ -193,7 +193,9 @@ def test_train_a_tiny_run_and_find_it_among_the_models(app_url: str, page, folde
     _no_streamlit_exception(page)
 
 
-def test_evaluate_two_models_and_read_the_results(app_url: str, page, folders: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+def test_evaluate_two_models_and_read_the_results(  # type: ignore[no-untyped-def]
+    app_url: str, page, folders: dict[str, Path]
+) -> None:
     """Start a small evaluation from the page (2 shipped models, 2 methods, 3 cheap metrics, 8 images), wait for the
     background process to finish, and find its summary table and charts."""
     page.goto(f"{app_url}/Evaluate")
