@@ -55,10 +55,10 @@ def home() -> None:
 
     st.subheader("Where next")
     links = st.columns(2) + st.columns(2)
-    links[0].page_link("pages/2_Explore.py", label="Explore: compare saliency maps side by side", icon="🔍")
-    links[1].page_link("pages/3_Train.py", label="Train: baseline vs. regularized models", icon="🏋️")
+    links[0].page_link("pages/2_Explore.py", label="Explore: compare saliency maps side by side", icon=":material/image_search:")
+    links[1].page_link("pages/3_Train.py", label="Train: baseline vs. regularized models", icon=":material/model_training:")
     links[2].page_link("pages/4_Evaluate.py", label="Evaluate: score maps and models with metrics", icon=":material/analytics:")
-    links[3].page_link("pages/1_Models.py", label="Models: metadata, curves, uploads", icon="📦")
+    links[3].page_link("pages/1_Models.py", label="Models: metadata, curves, uploads", icon=":material/inventory_2:")
     with st.expander("Regularizers and architectures"):
         st.dataframe([{"regularizer": name, "what it does": cls.description} for name, cls in REGULARIZERS.items()], hide_index=True)
         st.dataframe([{"architecture": a.name, "family": a.family, "CAM layer": a.target_layer, "description": a.description}
@@ -67,11 +67,11 @@ def home() -> None:
                "share one implementation.")
 
 
-st.set_page_config(page_title="interpgrad", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="interpgrad", page_icon=":material/biotech:", layout="wide")
 st.navigation([
-    st.Page(home, title="Home", icon="🏠", default=True),
-    st.Page("pages/1_Models.py", title="Models", icon="📦"),
-    st.Page("pages/2_Explore.py", title="Explore", icon="🔍"),
-    st.Page("pages/3_Train.py", title="Train", icon="🏋️"),
+    st.Page(home, title="Home", icon=":material/home:", default=True),
+    st.Page("pages/1_Models.py", title="Models", icon=":material/inventory_2:"),
+    st.Page("pages/2_Explore.py", title="Explore", icon=":material/image_search:"),
+    st.Page("pages/3_Train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/4_Evaluate.py", title="Evaluate", icon=":material/analytics:"),
 ]).run()
