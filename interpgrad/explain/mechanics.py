@@ -59,8 +59,9 @@ def rows_per_forward(
     batch_size: int, values_per_row: int, budget: int = INPUT_VALUES_PER_FORWARD, device: torch.device | None = None
 ) -> int:
     """``batch_size`` when positive, otherwise as many rows of ``values_per_row`` values as fit in ``budget`` (>= 1),
-    and on a CPU at most ``CPU_MAX_ROWS``: there, passes that stay in cache run 2-3x faster than huge ones (Score-CAM,
-    SmoothGrad and Integrated Gradients of 32 images at 32 x 32, ``benchmarks/metrics.py``)."""
+    and on a CPU at most ``CPU_MAX_ROWS``: there, passes that stay in cache run 2-3x faster than huge ones (measured on
+    2 cores: Score-CAM of 32 images at 32 x 32 took 3.6 s in passes of 1365 rows and 1.7 s in passes of 128; SmoothGrad
+    and Integrated Gradients 2.1 -> 1.0 s and 3.7 -> 1.2 s)."""
     if batch_size > 0:
         return batch_size
     rows = max(1, budget // max(1, values_per_row))

@@ -66,7 +66,10 @@ def _curves(batch: MetricBatch, insert: bool, substrate_kind: str, blur_kernel: 
     start, end = (filler, batch.x) if insert else (batch.x, filler)
     ranks = pixel_ranks(batch.maps.double(), descending=True)
     counts = step_counts(batch.pixels, int(batch.x.shape[-1]), step_rows)
-    curves = perturbation_curves(batch.model, start, end, ranks, counts, batch.targets, score, batch.rows_per_forward())
+    clean = batch.clean_scores(score)  # the image itself: insertion's last point, deletion's first
+    known = {} if clean is None else {len(counts) - 1 if insert else 0: clean}
+    curves = perturbation_curves(batch.model, start, end, ranks, counts, batch.targets, score, batch.rows_per_forward(),
+                                 known)
     grid = np.linspace(0.0, 1.0, len(counts))
     return MetricResult(trapezoid_auc(curves), curves, [float(value) for value in grid])
 

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..explain import Explanation
 from ..explain.mechanics import rows_per_forward
 from ..params import Param, resolve_params
+from .mechanics import class_scores
 
 __all__ = [
     "CATEGORIES",
@@ -59,6 +60,8 @@ class MetricBatch:
         explainer: recomputes the method's maps for another model or class (sanity checks), or None.
         judge: the model whose predictions pixel perturbation scores (default: ``model``).
         num_classes: the model's number of classes (from the explanation's logits), or None.
+        logits: the model's logits on ``x`` (the explanation's), or None: the clean images' scores are taken from them
+            instead of a forward pass of their own.
         max_batch: images per forward pass of the perturbation metrics (0 = automatic, as the methods' batch_size).
     """
 
@@ -75,6 +78,7 @@ class MetricBatch:
     explainer: Explainer | None = None
     judge: nn.Module | None = None
     num_classes: int | None = None
+    logits: torch.Tensor | None = None
     max_batch: int = 0
     _memo: dict[Any, Any] = field(default_factory=dict, repr=False)
 
@@ -82,7 +86,9 @@ class MetricBatch:
     def from_explanation(cls, model: nn.Module, x: torch.Tensor, explanation: Explanation, **kwargs: Any) -> MetricBatch:
         """The batch of ``explanation`` (computed by ``interpgrad.explain(model, x, ...)``)."""
         raw = explanation.raw if explanation.raw.dim() == 4 and explanation.raw.shape[-2:] == x.shape[-2:] else None
-        kwargs.setdefault("num_classes", int(explanation.logits.shape[1]) if explanation.logits.dim() == 2 else None)
+        if explanation.logits.dim() == 2 and explanation.logits.shape[0] == x.shape[0]:
+            kwargs.setdefault("num_classes", int(explanation.logits.shape[1]))
+            kwargs.setdefault("logits", explanation.logits)
         return cls(model=model, x=x, maps=explanation.map, signed_maps=explanation.signed_map, raw=raw,
                    targets=explanation.target, **kwargs)
 
@@ -107,6 +113,13 @@ class MetricBatch:
         """Images per forward pass: ``max_batch``, or the methods' automatic bound (about 4 million input values, at
         most 128 images on a CPU: ``interpgrad.explain.mechanics.rows_per_forward``)."""
         return rows_per_forward(self.max_batch, self.x[0].numel(), device=self.x.device)
+
+    def clean_scores(self, score: str) -> torch.Tensor | None:
+        """The score of the explained class on the unperturbed images, float64 ``[B]``, from ``logits`` (None
+        without them)."""
+        if self.logits is None:
+            return None
+        return class_scores(self.logits.to(self.targets.device), self.targets, score)
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per batch for ``key``: what several metrics share (e.g. AD, AI and AG's forward pass)."""

@@ -137,7 +137,7 @@ def _load(spec: ModelSpec, device: torch.device) -> EvaluatedModel:
     if not path.is_file():
         raise ConfigError(f"no checkpoint at {spec}")
     model, metadata = load_checkpoint(path, device=device)
-    if device.type == "cpu":  # convolutions in channels-last layout run ~1.4x faster on a CPU (benchmarks/metrics.py)
+    if device.type == "cpu":  # channels-last convolutions run 1.1-1.6x faster on a CPU (benchmarks/metrics.py)
         model = model.to(memory_format=torch.channels_last)
     return EvaluatedModel(_name_of(path), model, metadata, _display_path(path), _sha256(path))
 

@@ -54,12 +54,16 @@ def _probabilities(batch: MetricBatch) -> tuple[torch.Tensor, torch.Tensor]:
     computed once per batch for AD, AI and AG."""
 
     def compute() -> tuple[torch.Tensor, torch.Tensor]:
-        both = torch.cat([batch.x, explanation_images(batch)])
-        classes = torch.cat([batch.targets, batch.targets]).to(batch.x.device)
+        images, classes = explanation_images(batch), batch.targets.to(batch.x.device)
+        clean = batch.clean_scores("probability")
+        if clean is None:  # no logits given: score the images too, in the same passes
+            images, classes = torch.cat([batch.x, images]), torch.cat([classes, classes])
         rows = batch.rows_per_forward()
-        scores = torch.cat([class_scores(batch.model(both[i:i + rows]), classes[i:i + rows], "probability").cpu()
-                            for i in range(0, len(both), rows)])
-        return scores[:batch.size], scores[batch.size:]
+        scores = torch.cat([class_scores(batch.model(images[i:i + rows]), classes[i:i + rows], "probability").cpu()
+                            for i in range(0, len(images), rows)])
+        if clean is None:
+            return scores[:batch.size], scores[batch.size:]
+        return clean.cpu(), scores
 
     return batch.memo("explanation-probabilities", compute)
 

@@ -8,7 +8,7 @@ a chunk of (image, step) pairs at a time and scored in one forward pass per chun
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -132,27 +132,35 @@ def perturbation_curves(
     classes: torch.Tensor,
     score: str,
     rows: int,
+    known: Mapping[int, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Scores ``[B, T]`` of the images that show ``end`` at the ``counts[t]`` first pixels of each image's order
     (``ranks``, from ``pixel_ranks``) and ``start`` everywhere else: point t of image i is
     ``where(ranks_i < counts[t], end_i, start_i)`` scored for ``classes[i]``.
 
     All B x T images are scored ``rows`` at a time (one forward pass per chunk; a chunk mixes images and steps), and
-    no image is built before its chunk, so memory stays bounded by ``rows``.
+    no image is built before its chunk, so memory stays bounded by ``rows``. ``known``: step -> scores ``[B]``
+    already known (the clean image's, from the explanation's logits), which are not computed again.
     """
-    batch, steps = start.shape[0], len(counts)
+    known = dict(known or {})
+    batch = start.shape[0]
     height, width = start.shape[-2:]
+    todo = torch.tensor([t for t in range(len(counts)) if t not in known], device=start.device, dtype=torch.long)
     thresholds = torch.as_tensor(list(counts), device=start.device).view(-1, 1)
     plane_ranks = ranks.to(start.device)
-    result = torch.empty(batch * steps, dtype=torch.float64)
-    for first in range(0, batch * steps, rows):
-        items = torch.arange(first, min(batch * steps, first + rows), device=start.device)
-        image, step = items // steps, items % steps
+    classes = classes.to(start.device)
+    scores = torch.empty(batch * len(todo), dtype=torch.float64, device=start.device)
+    for first in range(0, len(scores), rows):
+        items = torch.arange(first, min(len(scores), first + rows), device=start.device)
+        image, step = items // len(todo), todo[items % len(todo)]
         switched = (plane_ranks[image] < thresholds[step]).view(-1, 1, height, width)
         perturbed = torch.where(switched, end[image], start[image])
-        logits = model(perturbed)
-        result[first:first + len(items)] = class_scores(logits, classes.to(start.device)[image], score).cpu()
-    return result.view(batch, steps)
+        scores[first:first + len(items)] = class_scores(model(perturbed), classes[image], score)
+    result = torch.empty(batch, len(counts), dtype=torch.float64)
+    result[:, todo.cpu()] = scores.view(batch, len(todo)).cpu()
+    for step, values in known.items():
+        result[:, step] = values.detach().to("cpu", torch.float64)
+    return result
 
 
 def blurred(x: torch.Tensor, kernel: int, sigma: float) -> torch.Tensor:
