@@ -438,7 +438,7 @@ def _show_downloads(evaluation) -> None:  # type: ignore[no-untyped-def]
     folder = evaluation.folder
     tables = (folder.results_path, folder.summary_path, folder.comparisons_path, folder.method_comparisons_path,
               folder.curves_path)
-    files = [*((path, "text/csv") for path in tables),
+    files = [*((path, "application/gzip" if path.suffix == ".gz" else "text/csv") for path in tables),
              (folder.json_path, "application/json"), *((path, "image/png") for path in folder.plots())]
     st.caption(f"The evaluation's folder: `{folder.path}`")
     slots = st.columns(4)

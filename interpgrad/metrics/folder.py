@@ -6,6 +6,7 @@ the app's Evaluate page.
     DIR/units.jsonl                 one line per finished unit (a model's method on a batch of images): what --resume
                                     keeps
     DIR/results.csv                 model, method, metric, image, value — one row per model x method x metric x image
+                                    (kept as results.csv.gz in the evaluation shipped with the project)
     DIR/summary.csv                 model, method, metric, direction, mean, ci_low, ci_high, n
     DIR/comparisons.csv             model_a, model_b, method, metric, difference, ci_low, ci_high, p_value, verdict
     DIR/method_comparisons.csv      model, method_a, method_b, metric, difference, ci_low, ci_high, p_value, verdict
@@ -51,7 +52,10 @@ class EvaluationDir(JobDir):
 
     @property
     def results_path(self) -> Path:
-        return self.path / "results.csv"
+        """results.csv, or results.csv.gz where only the compressed table is kept (the evaluation shipped with the
+        project: 450,000 rows)."""
+        plain, packed = self.path / "results.csv", self.path / "results.csv.gz"
+        return packed if packed.is_file() and not plain.is_file() else plain
 
     @property
     def summary_path(self) -> Path:
