@@ -1,7 +1,7 @@
 """Evaluation metrics, timed against the pure forward-pass cost of their perturbed images and against the same metric
 in Quantus 0.6.0, torch-cam 0.5.0 and pytorch-grad-cam 1.5.7 (same model, same images, same maps).
 
-    python benchmarks/metrics.py                                # both models on the CPU (~3 min on 2 cores)
+    python benchmarks/metrics.py                                # both models on the CPU (~4 min on 2 cores)
     python benchmarks/metrics.py --models starter --n 32 --repeats 7
     python benchmarks/metrics.py --device cuda --n 256,32       # one --n per model, in --models order
 
@@ -77,13 +77,15 @@ STARTER = PROJECT / "checkpoints" / "shapes-resnet18-baseline"
 NOTES = {
     1: "floor: forward passes only (model(images[i:i+rows]) under no_grad) over the metric's own perturbed images, "
        "prebuilt (insertion's stand for deletion's: same count and shape; AD/AI: the images and their explanation "
-       "images); rows = the best batch size found in the search (printed above the table). Same model, same layout.",
+       "images); rows = the best batch size found in the search (printed above the table). Same model, same layout. The "
+       "floor forwards every point of the protocol, B (n + 1) images per curve; ours forwards B n, taking the clean "
+       "image's score from the explanation's logits (AD/AI: B of 2B).",
     2: "Quantus PixelFlipping = deletion (most relevant first) into zeros of normalised space (perturb_baseline=0.0: "
        "our deletion substrate), features_in_step = 3 x step: Quantus broadcasts the map over the 3 channels and flips "
        "values of the flattened C*H*W array, so 3 x step values are `step` whole pixels. Quantus asserts that "
        "features_in_step divides H*W (not C*H*W), which 3 x step never does when 3 does not divide H*W (32x32, "
        "224x224): a subclass checks it against C*H*W instead, nothing else changed. Differences: it scores no "
-       "unperturbed image (n forwards per image against our n + 1); it forwards the B images once per step "
+       "unperturbed image (n forwards per image, as ours, which takes it from the explanation's logits); it forwards the B images once per step "
        "(batch_size = B, the most it batches), through numpy copies and a float32 softmax. Its map is ours as a rank "
        "order, so both flip the same pixels; agreement = its n curve points against ours after each step (its "
        "'AUC' is np.trapz with dx=1, another scale).",
@@ -96,19 +98,20 @@ NOTES = {
     4: "torch-cam DeletionInsertionMetric: steps = n, baseline None (zeros: our zeros substrate, for both curves), "
        "softmax scores, batch_size = ours' automatic rows. Its CAM extractor is an adapter that returns our map (as a "
        "rank order), so no map is computed on either side. It computes deletion and insertion in one call, sharing "
-       "the clean image's score and the all-baseline image: 2n forwards per image against ours' 2(n + 1), the B clean "
-       "ones with autograd on (a real CAM extractor needs the graph). Compared with ours deletion + ours insertion "
-       "with substrate=zeros; agreement = the mean areas (both trapezoid over the same uniform grid).",
+       "the clean image's score and the all-baseline image: 2n forwards per image, the B clean ones with autograd on (a "
+       "real CAM extractor needs the graph). Ours: deletion and insertion with substrate=zeros on one MetricBatch, as "
+       "in an evaluation: 2n - 1 per image (the clean image's score from the explanation's logits, the all-zeros image "
+       "scored once for both curves); agreement = the mean areas (both trapezoid over the same uniform grid).",
     5: "grad-cam has no insertion/deletion; the closest is the perturbation_confidence machinery behind its ROAD "
        "(RemoveMostRelevantFirst: keep the pixels below a percentile of the map) with a zero imputer instead of "
        "ROAD's noisy linear one: one PerturbationConfidenceMetric per deletion step, percentile chosen to delete "
        "exactly that step's pixel count, return_diff=False (ROAD's averager re-scores the clean images at every "
        "threshold, which would double its forwards). It masks image by image on the CPU and forwards the B images "
-       "once per step: n forwards per image (no unperturbed score) against ours' n + 1. Agreement = its n curve "
+       "once per step: n forwards per image (no unperturbed score), as ours. Agreement = its n curve "
        "points against ours. ROAD itself (a sparse linear solve per image and threshold) is another substrate: not "
        "timed.",
     6: "Average Drop / Increase in Confidence. Ours: average_drop + average_increase on one MetricBatch (one forward "
-       "of the B images and their B explanation images, shared; Average Gain would come free). torch-cam "
+       "of the B explanation images, shared, Y from the explanation's logits; Average Gain would come free). torch-cam "
        "ClassificationMetric (logits_fn = softmax, the adapter's min-max scaled map): a forward of B with autograd "
        "and one of B in inference mode. grad-cam CamMultImageConfidenceChange (ClassifierOutputSoftmaxTarget): two "
        "forwards of B, explanation images built image by image on the CPU; it returns O - Y (Y is not returned: "
@@ -188,7 +191,7 @@ def _load_imagenet(n: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor, tuple
 
 SETUPS = {
     # 32x32: one image row (32 px) per step, 32 steps; blur kernel 5, sigma 2 (ours' defaults; PAPERS.md section 4).
-    "starter": Setup("starter", "starter CIFAR ResNet-18 w0.25 (shapes-resnet18-baseline), 32x32", 8, 1.0, 5, 2.0,
+    "starter": Setup("starter", "starter CIFAR ResNet-18 w0.25 (shapes-resnet18-baseline), 32x32", 32, 1.0, 5, 2.0,
                      _load_starter),
     # 224x224: 8 rows (1792 px) per step, 28 steps (the interpretable-gradients authors' step); RISE's blur 11 / 5.
     "imagenet": Setup("imagenet", "torchvision ResNet-18, random weights, 224x224", 2, 8.0, 11, 5.0, _load_imagenet),
@@ -419,18 +422,24 @@ def benchmark_model(setup: Setup, n: int, args: argparse.Namespace, layout: torc
     if "ours_pp_best" in variants:
         rows.insert(rows.index(next(r for r in rows if r.ours == ("ours_pp",))) + 1,
                     Row(f"pixel_perturbation, max_batch={best_pp}", ("ours_pp_best",), "floor_pp", 7))
-    images = {"floor_causal": len(causal_images), "ours_insertion": len(causal_images),
-              "ours_deletion": len(causal_images), "ours_insertion_best": len(causal_images),
-              "ours_deletion_best": len(causal_images), "floor_pp": len(pp_images), "ours_pp": len(pp_images),
-              "ours_pp_best": len(pp_images), "floor_drop": 2 * batch_size, "ours_drop_increase": 2 * batch_size}
+    # Ours takes the clean image's score from the explanation's logits (insertion's last point, deletion's first,
+    # AD's Y) and scores the substrate alone in a pass of its own: B n images per curve against the floor's B (n + 1).
+    curve_images = batch_size * steps
+    interior = batch_size * (steps - 1)
+
+    def curve_passes(rows: int) -> int:
+        return math.ceil(interior / rows) + math.ceil(batch_size / rows)
+
+    images = {"floor_causal": len(causal_images), "ours_insertion": curve_images, "ours_deletion": curve_images,
+              "ours_insertion_best": curve_images, "ours_deletion_best": curve_images, "floor_pp": len(pp_images),
+              "ours_pp": len(pp_images), "ours_pp_best": len(pp_images), "floor_drop": 2 * batch_size,
+              "ours_drop_increase": batch_size}
     passes = {"floor_causal": math.ceil(len(causal_images) / best_causal),
-              "ours_insertion": math.ceil(len(causal_images) / automatic),
-              "ours_deletion": math.ceil(len(causal_images) / automatic),
-              "ours_insertion_best": math.ceil(len(causal_images) / best_causal),
-              "ours_deletion_best": math.ceil(len(causal_images) / best_causal),
+              "ours_insertion": curve_passes(automatic), "ours_deletion": curve_passes(automatic),
+              "ours_insertion_best": curve_passes(best_causal), "ours_deletion_best": curve_passes(best_causal),
               "floor_pp": math.ceil(len(pp_images) / best_pp), "ours_pp": math.ceil(len(pp_images) / automatic),
               "ours_pp_best": math.ceil(len(pp_images) / best_pp), "floor_drop": math.ceil(2 * batch_size / best_drop),
-              "ours_drop_increase": math.ceil(2 * batch_size / automatic)}
+              "ours_drop_increase": math.ceil(batch_size / automatic)}
     checks: dict[str, Callable[[dict[str, Any]], str]] = {}
     skipped: list[str] = []
 
@@ -497,23 +506,29 @@ def benchmark_model(setup: Setup, n: int, args: argparse.Namespace, layout: torc
 
             return run
 
-        variants["ours_insertion_zeros"] = ours("insertion", **{**insertion_params, "substrate": "zeros"})
-        images["ours_insertion_zeros"] = len(causal_images)
-        passes["ours_insertion_zeros"] = math.ceil(len(causal_images) / automatic)
+        def ours_deletion_insertion() -> tuple[Any, Any]:
+            batch = batch_of()  # one batch, as in an evaluation: the two curves share the all-zeros image (memo)
+            return (get_metric("deletion")(batch, **deletion_params),
+                    get_metric("insertion")(batch, **{**insertion_params, "substrate": "zeros"}))
+
+        variants["ours_deletion_insertion_zeros"] = ours_deletion_insertion
+        images["ours_deletion_insertion_zeros"] = 2 * curve_images - batch_size
+        passes["ours_deletion_insertion_zeros"] = 2 * math.ceil(interior / automatic) + math.ceil(batch_size / automatic)
         variants["torchcam_deletion_insertion"] = torchcam_run(deletion_insertion)
-        interior = batch_size * (2 * steps - 1)
-        images["torchcam_deletion_insertion"] = batch_size + interior
-        passes["torchcam_deletion_insertion"] = 1 + math.ceil(interior / automatic)
+        torchcam_interior = batch_size * (2 * steps - 1)
+        images["torchcam_deletion_insertion"] = batch_size + torchcam_interior
+        passes["torchcam_deletion_insertion"] = 1 + math.ceil(torchcam_interior / automatic)
         variants["torchcam_classification"] = torchcam_run(classification)
         images["torchcam_classification"], passes["torchcam_classification"] = 2 * batch_size, 2
-        rows.append(Row("deletion + insertion (zeros)", ("ours_deletion", "ours_insertion_zeros"),
+        rows.append(Row("deletion + insertion (zeros), one batch", ("ours_deletion_insertion_zeros",),
                         "torchcam_deletion_insertion", 4))
         rows.append(Row("AD + AI", ("ours_drop_increase",), "torchcam_classification", 6))
 
         def check_deletion_insertion(outputs: dict[str, Any]) -> str:
             theirs = outputs["torchcam_deletion_insertion"]
-            deletion = abs(theirs["deletion_auc"] - outputs["ours_deletion"].values.mean().item())
-            insertion = abs(theirs["insertion_auc"] - outputs["ours_insertion_zeros"].values.mean().item())
+            ours_deletion, ours_insertion = outputs["ours_deletion_insertion_zeros"]
+            deletion = abs(theirs["deletion_auc"] - ours_deletion.values.mean().item())
+            insertion = abs(theirs["insertion_auc"] - ours_insertion.values.mean().item())
             return f"mean AUC |diff| del {deletion:.1e}, ins {insertion:.1e}"
 
         def check_classification(outputs: dict[str, Any]) -> str:
@@ -677,7 +692,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="starter,imagenet", help="comma-separated: starter, imagenet")
     parser.add_argument("--n", default="", help="images per model: one number for all, or one per model in --models "
-                        "order (default: 8 for starter, 2 for imagenet)")
+                        "order (default: 32 for starter, 2 for imagenet)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timed rounds (default 3)")
     parser.add_argument("--search-repeats", type=int, default=2, help="rounds of the floor's batch-size search")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")

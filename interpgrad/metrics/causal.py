@@ -18,7 +18,7 @@ import torch
 
 from ..params import Param
 from .core import MetricBatch, MetricResult, register
-from .mechanics import blurred, perturbation_curves, pixel_ranks, trapezoid_auc
+from .mechanics import blurred, perturbation_curves, pixel_ranks, scores_of, trapezoid_auc
 
 __all__ = ["SUBSTRATES", "deletion", "insertion", "step_counts", "substrate"]
 
@@ -68,8 +68,13 @@ def _curves(batch: MetricBatch, insert: bool, substrate_kind: str, blur_kernel: 
     counts = step_counts(batch.pixels, int(batch.x.shape[-1]), step_rows)
     clean = batch.clean_scores(score)  # the image itself: insertion's last point, deletion's first
     known = {} if clean is None else {len(counts) - 1 if insert else 0: clean}
-    curves = perturbation_curves(batch.model, start, end, ranks, counts, batch.targets, score, batch.rows_per_forward(),
-                                 known)
+    # The substrate alone (insertion's first point, deletion's last) is shared by insertion and deletion on one batch
+    # when they use the same substrate: scored once.
+    key = ("substrate-scores", substrate_kind, blur_kernel, blur_sigma, constant, score)
+    rows = batch.rows_per_forward()
+    known[0 if insert else len(counts) - 1] = batch.memo(
+        key, lambda: scores_of(batch.model, filler, batch.targets, score, rows))
+    curves = perturbation_curves(batch.model, start, end, ranks, counts, batch.targets, score, rows, known)
     grid = np.linspace(0.0, 1.0, len(counts))
     return MetricResult(trapezoid_auc(curves), curves, [float(value) for value in grid])
 

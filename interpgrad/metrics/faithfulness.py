@@ -16,7 +16,7 @@ import torch
 
 from ..params import Param
 from .core import MetricBatch, MetricResult, register
-from .mechanics import class_scores, is_constant, perturbation_curves, pixel_ranks, trapezoid_auc
+from .mechanics import is_constant, perturbation_curves, pixel_ranks, scores_of, trapezoid_auc
 
 __all__ = [
     "EPSILON",
@@ -58,9 +58,7 @@ def _probabilities(batch: MetricBatch) -> tuple[torch.Tensor, torch.Tensor]:
         clean = batch.clean_scores("probability")
         if clean is None:  # no logits given: score the images too, in the same passes
             images, classes = torch.cat([batch.x, images]), torch.cat([classes, classes])
-        rows = batch.rows_per_forward()
-        scores = torch.cat([class_scores(batch.model(images[i:i + rows]), classes[i:i + rows], "probability").cpu()
-                            for i in range(0, len(images), rows)])
+        scores = scores_of(batch.model, images, classes, "probability", batch.rows_per_forward())
         if clean is None:
             return scores[:batch.size], scores[batch.size:]
         return clean.cpu(), scores

@@ -29,6 +29,7 @@ __all__ = [
     "pearson",
     "perturbation_curves",
     "pixel_ranks",
+    "scores_of",
     "spearman",
     "trapezoid_auc",
 ]
@@ -121,6 +122,14 @@ def class_scores(logits: torch.Tensor, classes: torch.Tensor, score: str) -> tor
     if score == "accuracy":
         return (logits.argmax(dim=1) == classes).double()
     raise ConfigError(f"unknown score {score!r}; choose one of {', '.join(SCORES)}")
+
+
+def scores_of(model: nn.Module, images: torch.Tensor, classes: torch.Tensor, score: str, rows: int) -> torch.Tensor:
+    """The score of ``classes[i]`` on ``images[i]`` (``class_scores``), ``rows`` images per forward pass; float64
+    ``[M]`` on the CPU."""
+    classes = classes.to(images.device)
+    return torch.cat([class_scores(model(images[i:i + rows]), classes[i:i + rows], score).cpu()
+                      for i in range(0, len(images), rows)])
 
 
 def perturbation_curves(
