@@ -9,7 +9,7 @@ PORT ?= 8501
 # make run ADDRESS=0.0.0.0 lets other machines reach it.
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test test-fast install install-dev system-deps checkpoints clean
+.PHONY: run test test-fast install install-dev system-deps checkpoints starter-evaluation clean
 
 $(VENV)/.runtime-installed: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "interpgrad needs Python 3.10 or newer")'
@@ -54,6 +54,20 @@ checkpoints: install
 	  mkdir -p checkpoints/shapes-resnet18-$$kind && \
 	  for file in $(STARTER_FILES); do cp build/starter/$$kind/$$file checkpoints/shapes-resnet18-$$kind/; done; \
 	done
+
+# The evaluation of the two starter checkpoints shipped in checkpoints/evaluations/shapes-starter (the Evaluate page
+# opens on it): every method (the controls last), every metric, the first 1,000 shapes validation images, on the CPU.
+# The per-image table is shipped compressed (results.csv.gz, 450,000 rows); the resume log (units.jsonl) is not.
+STARTER_EVALUATION := checkpoints/evaluations/shapes-starter
+STARTER_EVALUATION_FILES := config.json status.json results.json summary.csv comparisons.csv method_comparisons.csv curves.csv plots
+starter-evaluation: install
+	rm -rf build/starter-evaluation
+	$(BIN)/python -m interpgrad evaluate --checkpoint checkpoints/shapes-resnet18-baseline \
+	    --checkpoint checkpoints/shapes-resnet18-guided --methods all --metrics all --dataset shapes --split val \
+	    --n 1000 --device cpu --out build/starter-evaluation
+	rm -rf $(STARTER_EVALUATION) && mkdir -p $(STARTER_EVALUATION)
+	cd build/starter-evaluation && cp -r $(STARTER_EVALUATION_FILES) $(CURDIR)/$(STARTER_EVALUATION)/
+	gzip -9 -n -c build/starter-evaluation/results.csv > $(STARTER_EVALUATION)/results.csv.gz
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -317,3 +317,16 @@ def test_explore_scores_appear_under_the_maps_and_follow_the_grid() -> None:
     at.run()
     _no_exception(at)
     assert at.session_state["explore.scores"][0] is at.session_state["explore.result"][1] is not result
+
+
+@pytest.mark.slow
+def test_the_page_opens_on_the_evaluation_shipped_with_the_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the project's own checkpoints folder, a new session opens the shipped starter evaluation (1,000 images x
+    2 models x every method and metric) and shows its tables and charts."""
+    monkeypatch.delenv("INTERPGRAD_CHECKPOINTS")
+    at = _page()
+    assert at.session_state["evaluate.open"] == str(ROOT / "checkpoints" / "evaluations" / "shapes-starter")
+    assert any(header.value == "shapes-starter (shipped)" for header in at.subheader)
+    summary = _table(at, "excluded")
+    assert set(summary["n"]) <= set(range(1, 1001)) and len(summary) == 2 * 15 * 15
+    assert _figures(at)

@@ -125,3 +125,21 @@ def test_resume_from_python_continues_only_the_same_request(tmp_path: Path, base
     typed_otherwise = {"params": {"insertion": {"step_rows": "2.0", "substrate": "blur"}}, "max_batch": 3}
     resumed = evaluate([("base", model, metadata)], ["gradient"], ["insertion"], resume=True, **request, **typed_otherwise)
     assert len(resumed.results) == 4
+
+
+def test_the_evaluation_shipped_with_the_project_is_complete_and_current() -> None:
+    """checkpoints/evaluations/shapes-starter (make starter-evaluation) reads back whole and was made from the very
+    checkpoints shipped beside it (a retrained checkpoint without a new evaluation fails here)."""
+    import hashlib
+
+    from interpgrad.metrics import load_evaluation, metrics
+    from interpgrad.explain import methods
+
+    shipped = load_evaluation(ROOT / "checkpoints" / "evaluations" / "shapes-starter")
+    assert shipped.protocol["data"] == {**shipped.protocol["data"], "dataset": "shapes", "split": "val", "n": 1000}
+    assert shipped.methods == list(methods()) and list(shipped.metrics) == list(metrics())
+    assert len(shipped.results) == 2 * len(methods()) * len(metrics()) * 1000
+    assert len(shipped.summary) == 2 * len(methods()) * len(metrics())
+    for model in shipped.protocol["models"]:
+        path = ROOT / model["path"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == model["sha256"], f"{path} changed since its evaluation"
