@@ -29,6 +29,7 @@ from interpgrad.explain import methods as method_registry
 from interpgrad.metrics import EvaluationDir, evaluation_data, list_evaluations, load_evaluation
 from interpgrad.metrics import metrics as metric_registry
 from interpgrad.metrics.presets import apply_preset
+from interpgrad.metrics.request import check_masks
 from interpgrad.training.checkpoint import class_names_of, input_normalisation
 from interpgrad.viz import normalize_map, overlay
 from interpgrad.zoo import ModelEntry, default_directories
@@ -145,11 +146,8 @@ def check_choices(entries: Sequence[ModelEntry], methods: Sequence[str], metrics
         raise ConfigError("choose at least one method")
     if not metrics:
         raise ConfigError("choose at least one metric")
+    check_masks(metrics, dataset)
     name = canonical_dataset_name(dataset)
-    needs_masks = [metric for metric in metrics if metric_registry()[metric].needs_masks]
-    if needs_masks and name != "shapes":
-        raise ConfigError(f"{', '.join(needs_masks)} need{'s' if len(needs_masks) == 1 else ''} ground-truth masks, "
-                          f"and {dataset} has none: remove the localisation metrics or evaluate on shapes")
     sizes = {int(entry.section("model").get("image_size", 0)) for entry in entries}
     if len(sizes) > 1:
         listed = ", ".join(f"{entry.short_label}: {entry.section('model').get('image_size')} px" for entry in entries)

@@ -19,12 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OTHER_MEAN, OTHER_STD = (0.25, 0.5, 0.75), (0.5, 0.25, 0.125)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -33,13 +33,7 @@ MEAN = (0.5, 0.25, 0.125)
 STD = (0.25, 0.5, 2.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Tiny models: one thread is as fast, and several times faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sigmoid(value: float) -> float:

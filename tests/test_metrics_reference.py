@@ -41,13 +41,7 @@ QUIET = {"disable_warnings": True, "display_progressbar": False}
 SIZE = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Tiny models: one thread is as fast, and several times faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_quantus(metric: Any, **arguments: Any) -> np.ndarray:

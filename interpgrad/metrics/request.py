@@ -65,6 +65,14 @@ def _whole(value: Any, what: str, low: int) -> int:
     return int(value)
 
 
+def check_masks(metrics: Sequence[str], dataset: str) -> None:
+    """A ConfigError when some of ``metrics`` need ground-truth masks and ``dataset`` has none."""
+    needs_masks = [name for name in metrics if get_metric(name).needs_masks]
+    if needs_masks and canonical_dataset_name(dataset) != "shapes":
+        raise ConfigError(f"{', '.join(needs_masks)} need{'s' if len(needs_masks) == 1 else ''} ground-truth masks, and "
+                          f"{dataset} has none: remove them, or evaluate on shapes, which has masks")
+
+
 def check_request(
     methods: Sequence[str] | str,
     metrics: Sequence[str] | str,
@@ -103,8 +111,5 @@ def check_request(
         raise ConfigError(f"the confidence level must be in [0.5, 1), got {confidence!r}")
     if not 100 <= _whole(resamples, "resamples", 1) <= 100_000:
         raise ConfigError(f"resamples must be in 100..100000, got {resamples}")
-    needs_masks = [name for name in metric_names if get_metric(name).needs_masks]
-    if needs_masks and canonical_dataset_name(dataset) != "shapes":
-        raise ConfigError(f"{', '.join(needs_masks)} need{'s' if len(needs_masks) == 1 else ''} ground-truth masks, and "
-                          f"{dataset} has none (the shapes dataset has them)")
+    check_masks(metric_names, dataset)
     return Request(resolved_methods, resolved_metrics, resolved_target, resolve_device(device))
