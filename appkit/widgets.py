@@ -9,7 +9,7 @@ from typing import Any, Iterator, Sequence
 import streamlit as st
 
 from interpgrad.errors import InterpgradError
-from interpgrad.params import Param
+from interpgrad.params import Param, check_declarations
 
 __all__ = ["drop_missing_choices", "param_widgets", "readable_errors"]
 
@@ -50,11 +50,20 @@ def param_widget(param: Param, key: str, container: Any = st) -> Any:
 
 
 def param_widgets(params: Sequence[Param], key_prefix: str, container: Any = st, columns: int = 2) -> dict[str, Any]:
-    """Widgets for every declared parameter, laid out in ``columns``; returns {name: value}."""
+    """Widgets for the declared parameters that apply, laid out in ``columns``; returns {name: value} of those only.
+
+    A parameter with a condition (``Param.when``) gets its widget only while the condition holds for the widgets
+    drawn before it (its controlling parameter is declared earlier), so a hidden widget's kept value is never sent:
+    the library resolves the parameters not returned to their defaults."""
     if not params:
         return {}
+    check_declarations(params)
     slots = container.columns(columns)
-    return {param.name: param_widget(param, f"{key_prefix}.{param.name}", slots[i % columns]) for i, param in enumerate(params)}
+    values: dict[str, Any] = {}
+    for param in params:
+        if param.applies(values):
+            values[param.name] = param_widget(param, f"{key_prefix}.{param.name}", slots[len(values) % columns])
+    return values
 
 
 def drop_missing_choices(key: str, options: Sequence[Any]) -> None:

@@ -23,7 +23,7 @@ from torch import nn
 from .errors import ConfigError
 from .gradients import BackwardRules, rectifier_hooks, select_logits
 from .models import unwrap_model
-from .params import Param, resolve_params
+from .params import Param, When, resolve_params
 
 __all__ = [
     "ERROR_FUNCTIONS",
@@ -296,9 +296,10 @@ class GuidedAlignment(Regularizer):
             "histogram_normalization",
             str,
             "each",
-            "histogram error only: normalise each gradient by its L1 norm ('each') or divide by the product of norms "
-            "('product', as printed in the paper)",
+            "normalise each gradient by its L1 norm ('each') or divide by the product of norms ('product', as printed "
+            "in the paper)",
             choices=("each", "product"),
+            when=When("error", "histogram"),
         ),
     )
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import NoReturn, Sequence
+import textwrap
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
 from ..errors import InterpgradError
 
-__all__ = ["COMMANDS", "OneLineParser", "main"]
+if TYPE_CHECKING:
+    from ..params import Param
+
+__all__ = ["COMMANDS", "OneLineParser", "main", "param_line", "param_setting"]
 
 # command name -> module (inside interpgrad.cli) defining ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``
 COMMANDS = {
@@ -29,6 +33,20 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def param_setting(param: Param) -> str:
+    """A declared parameter in a list of settings: ``steps=32 [only when base is integrated_gradients]``."""
+    return f"{param.name}={param.default}" + (f" [{param.when.describe()}]" if param.when else "")
+
+
+def param_line(param: Param, prefix: str = "", indent: int = 4, width: int = 110) -> str:
+    """A declared parameter on its own (wrapped) lines for --help and --list:
+    ``PREFIX.steps=32 (only when base is integrated_gradients): path points of ...``."""
+    choices = f" {{{', '.join(param.choices)}}}" if param.choices else ""
+    condition = f" ({param.when.describe()})" if param.when else ""
+    text = f"{prefix}{param.name}={param.default}{choices}{condition}: {param.help}"
+    return textwrap.fill(text, width, initial_indent=" " * indent, subsequent_indent=" " * (indent + 4))
 
 
 def _command_module(name: str):  # type: ignore[no-untyped-def]

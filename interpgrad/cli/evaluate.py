@@ -88,17 +88,32 @@ def resume_options(out: str, given: dict[str, Any]) -> dict[str, Any]:
 
 def _list() -> int:
     from ..metrics import PRESETS, metrics
+    from . import param_line
 
     for metric in metrics().values():
         print(f"{metric.name} ({metric.category}, {metric.direction} is better){' — needs masks' if metric.needs_masks else ''}")
         print(f"    {metric.description}")
         for param in metric.params:
-            choices = f" {{{', '.join(param.choices)}}}" if param.choices else ""
-            print(f"    --param {metric.name}.{param.name}={param.default}{choices}: {param.help}")
+            print(param_line(param, prefix=f"--param {metric.name}."))
     print("presets:")
     for name, preset in PRESETS.items():
         print(f"  --preset {name}: {preset['description']}")
     return 0
+
+
+def refuse_params_without_effect(typed: dict[str, Any], preset: str | None) -> None:
+    """A ConfigError when a --param or --method-param the user typed has no effect: its parameter does not apply
+    under the other values (the preset's included), e.g. insertion.blur_sigma with substrate=zeros."""
+    from ..explain import get_method
+    from ..metrics import get_metric
+    from ..metrics.presets import apply_preset
+    from ..params import resolve_params
+
+    merged, _ = apply_preset(preset, typed.get("params"), None)
+    for name, values in typed.get("params", {}).items():
+        resolve_params(get_metric(name).params, merged[name], owner=name, explicit=values)
+    for name, values in typed.get("method_params", {}).items():
+        resolve_params(get_method(name).params, values, owner=name, explicit=values)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("give at least one --checkpoint")
         options.setdefault("methods", "gradient,guided_backprop,gradcam,random,edge")
         options.setdefault("metrics", "all")
+    refuse_params_without_effect(given, options.get("preset"))
     models = options.pop("checkpoints")
     methods, metrics = options.pop("methods"), options.pop("metrics")
     if metrics == "all" or metrics == ["all"]:

@@ -28,7 +28,22 @@ def _method_names() -> list[str]:
     return list(methods())
 
 
+def _method_parameters() -> str:
+    """Every method's declared parameters, with when each applies: the epilog of --help."""
+    from ..explain import methods
+    from . import param_line
+
+    lines = ["method parameters (--param NAME=VALUE; a parameter that does not apply has no effect):"]
+    for method in methods().values():
+        if method.params:
+            lines.append(f"  {method.name}")
+            lines += [param_line(param) for param in method.params]
+    return "\n".join(lines)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # the epilog keeps its lines
+    parser.epilog = _method_parameters()
     parser.add_argument("--checkpoint", required=True, help="a .safetensors checkpoint or a run folder")
     parser.add_argument("--image", required=True, help="an image file (PNG, JPEG, TIFF, BMP, WebP...; 16-bit, RGBA)")
     parser.add_argument(
@@ -46,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="class to explain: an index or a class name (default: the predicted class)")
     parser.add_argument("--layer", help="target layer of CAM methods, a dotted name such as layer4 (default: the model's)")
     parser.add_argument(
-        "--param", action="append", default=[], metavar="NAME=VALUE", help="a method parameter (repeatable)"
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="a method parameter (repeatable; listed below)",
     )
     parser.add_argument("--cmap", help="matplotlib colormap (default: jet, or RdBu_r with --signed)")
     parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the map over the image, 0..1 (default 0.5)")
@@ -98,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..data import load_image, prepare_image, resize_center_crop
-    from ..explain import explain, reporting_progress
+    from ..explain import explain, get_method, reporting_progress
+    from ..params import resolve_params
     from ..training.checkpoint import class_names_of, input_normalisation, load_checkpoint
     from ..viz import colorize, normalize_map, overlay, png_bytes
 
@@ -107,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if not 16 <= args.size <= 8192:
         raise ConfigError(f"--size must be in 16..8192, got {args.size}")
     params = parse_params(args.param)
+    resolve_params(get_method(args.method).params, params, owner=args.method, explicit=params)  # typed, so it must apply
     colorize(np.zeros((1, 1)), args.cmap, args.signed)  # an unknown colormap fails now, not after the computation
     rgb = load_image(args.image)
     model, metadata = load_checkpoint(args.checkpoint)

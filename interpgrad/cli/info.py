@@ -20,21 +20,24 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..models import architectures
     from ..regularizers import REGULARIZERS
+    from . import param_setting
 
     print("architectures:")
     for arch in architectures().values():
         print(f"  {arch.name:<26} {arch.family:<9} CAM layer {arch.target_layer:<12} {arch.description}")
     print("regularizers:")
     for name, regularizer in REGULARIZERS.items():
-        settings = ", ".join(f"{p.name}={p.default}" for p in regularizer.params)
+        settings = ", ".join(param_setting(param) for param in regularizer.params)
         print(f"  {name:<26} {regularizer.description} {('(' + settings + ')') if settings else ''}")
     try:
         from ..explain import methods
     except ImportError:
         return 0
-    print("attribution methods:")
+    print("attribution methods (python -m interpgrad explain --help for their parameters):")
     for method in methods().values():
         print(f"  {method.name:<26} {method.family:<9} {method.description}")
+        if method.params:
+            print(f"  {'':<26} {', '.join(param_setting(param) for param in method.params)}")
     from ..metrics import metrics
 
     print("metrics (python -m interpgrad evaluate --list for their parameters):")

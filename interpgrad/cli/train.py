@@ -15,6 +15,7 @@ from typing import Any
 from ..data import DATASETS
 from ..errors import ConfigError
 from ..models import architectures
+from ..params import resolve_params
 from ..regularizers import ERROR_FUNCTIONS, REGULARIZERS
 from ..training.config import AMP_MODES, OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig, make_config
 from ..training.run import RunDir
@@ -42,6 +43,20 @@ def _key_value(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
+def _declared_help(name: str, text: str | None = None) -> str:
+    """The help of a regularizer flag: ``text`` (default: each declaring regularizer's own help) and, from the
+    declarations, when the parameter applies."""
+    declared = [(key, param) for key, regularizer in REGULARIZERS.items() for param in regularizer.params
+                if param.name == name]
+    if text is None:
+        text = "; ".join(f"{key}{', ' + param.when.describe() if param.when else ''}: {param.help}"
+                         for key, param in declared)
+    else:
+        conditions = [f"{key}: {param.when.describe()}" for key, param in declared if param.when]
+        text += f" ({'; '.join(conditions)})" if conditions else ""
+    return text.replace("%", "%%")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Every option defaults to "not given", so presets and config files are only overridden by what the user typed.
     option = lambda *names, **kw: parser.add_argument(*names, default=argparse.SUPPRESS, **kw)  # noqa: E731
@@ -63,13 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--normalize", choices=("auto", "true", "false"), help="auto: off for score matching, anti-score-matching and gradient norm (their code uses [0, 1] inputs)")
     option("--no-augment", dest="augment", action="store_false", help="no random crop / flip")
     option("--regularizer", choices=sorted(REGULARIZERS), help="default none")
-    option("--lam", type=float, help="regularization weight (default: the regularizer's paper value)")
-    option("--error", choices=sorted(ERROR_FUNCTIONS), help="guided: error function (default cosine)")
-    option("--histogram-normalization", choices=("each", "product"))
-    option("--mu", type=float, help="score matching: weight of h^2")
-    option("--sigma", type=float, help="score matching: noise of the Hessian-trace estimate")
-    option("--tau", type=float, help="anti-score-matching: clamp of the Hessian trace")
-    option("--samples", type=int, help="score matching: noise samples per image")
+    option("--lam", type=float, help=_declared_help("lam", "regularization weight (default: the regularizer's paper value)"))
+    option("--error", choices=sorted(ERROR_FUNCTIONS), help=_declared_help("error", "guided: error function (default cosine)"))
+    option("--histogram-normalization", choices=("each", "product"), help=_declared_help("histogram_normalization"))
+    option("--mu", type=float, help=_declared_help("mu", "score matching: weight of h^2"))
+    option("--sigma", type=float, help=_declared_help("sigma", "score matching: noise of the Hessian-trace estimate"))
+    option("--tau", type=float, help=_declared_help("tau", "anti-score-matching: clamp of the Hessian trace"))
+    option("--samples", type=int, help=_declared_help("samples", "score matching: noise samples per image"))
     option("--reg-param", action="append", type=_key_value, metavar="NAME=VALUE", help="any other regularizer parameter")
     option("--epochs", type=int, help="default 200")
     option("--batch-size", type=int, help="global batch size (default 128)")
@@ -137,6 +152,14 @@ def _normalised(value: Any) -> Any:
     return value
 
 
+def refuse_params_without_effect(config: TrainConfig, typed: dict[str, Any]) -> None:
+    """A ConfigError when a regularizer parameter the user typed has no effect under the run's other values
+    (``--histogram-normalization product`` with ``--error cosine``); a preset's or a config file's values are not
+    the user's to be told about, and a typed default changes nothing."""
+    declared = REGULARIZERS[config.regularizer].params
+    resolve_params(declared, {**config.regularizer_params, **typed}, owner=config.regularizer, explicit=typed)
+
+
 def run(args: argparse.Namespace) -> int:
     options = _options(args)
     if args.resume:
@@ -145,5 +168,6 @@ def run(args: argparse.Namespace) -> int:
         config = resume_config(options["out"], options)
     else:
         config = make_config(options, config_file=getattr(args, "config_file", None))
+        refuse_params_without_effect(config, options.get("regularizer_params", {}))
     Trainer(config, resume=args.resume, progress=args.progress).run()
     return 0

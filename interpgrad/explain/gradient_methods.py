@@ -15,7 +15,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 from ..errors import ConfigError
 from ..gradients import rectifier_hooks, select_logits
-from ..params import Param
+from ..params import Param, When
 from .core import Attribution, Request, register
 from .mechanics import BATCH_SIZE_PARAM, NOISE_PARAM, SEED_PARAM, noisy_batches, rows_per_forward, spans
 
@@ -163,7 +163,8 @@ SMOOTHGRAD_BASES = ("gradient", "guided_backprop", "integrated_gradients")
         NOISE_PARAM,
         SEED_PARAM,
         Param(
-            "steps", int, 32, "path points of base=integrated_gradients (zero baseline, Gauss-Legendre)", low=1, high=1024
+            "steps", int, 32, "path points of each Integrated Gradients (zero baseline, Gauss-Legendre)", low=1, high=1024,
+            when=When("base", "integrated_gradients"),
         ),
         BATCH_SIZE_PARAM,
     ),
@@ -207,7 +208,8 @@ def smoothgrad(
             "zero: the all-zero input (the mean image when inputs are normalised); blur: a Gaussian blur of the input",
             choices=BASELINES,
         ),
-        Param("blur_sigma", float, 5.0, "standard deviation in pixels of the blur baseline", low=0.1, high=256.0),
+        Param("blur_sigma", float, 5.0, "standard deviation in pixels of the blur baseline", low=0.1, high=256.0,
+              when=When("baseline", "blur")),
         BATCH_SIZE_PARAM,
     ),
     captum="IntegratedGradients",

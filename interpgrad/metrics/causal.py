@@ -16,7 +16,7 @@ import math
 import numpy as np
 import torch
 
-from ..params import Param
+from ..params import Param, When
 from .core import MetricBatch, MetricResult, register
 from .mechanics import blurred, perturbation_curves, pixel_ranks, scores_of, trapezoid_auc
 
@@ -29,11 +29,14 @@ def _params(default_substrate: str) -> tuple[Param, ...]:
     return (
         Param("substrate", str, default_substrate,
               "what replaces the image: blur = a Gaussian blur of it; zeros = 0 in normalised space (the dataset's mean "
-              "colour, RISE's deletion); mean = the image's own mean colour; constant = the value below", choices=SUBSTRATES),
+              "colour, RISE's deletion); mean = the image's own mean colour; constant = the value of the parameter "
+              "constant", choices=SUBSTRATES),
         Param("blur_kernel", int, 5, "size of the blur's Gaussian kernel in pixels, odd (an even size is taken one smaller; narrowed to fit "
-              "small images; RISE: 11 at 224 px)", low=1, high=255),
-        Param("blur_sigma", float, 2.0, "standard deviation of the blur in pixels (RISE: 5 at 224 px)", low=0.1, high=100.0),
-        Param("constant", float, 0.0, "substrate value in pixel space [0, 1] for substrate=constant", low=0.0, high=1.0),
+              "small images; RISE: 11 at 224 px)", low=1, high=255, when=When("substrate", "blur")),
+        Param("blur_sigma", float, 2.0, "standard deviation of the blur in pixels (RISE: 5 at 224 px)", low=0.1, high=100.0,
+              when=When("substrate", "blur")),
+        Param("constant", float, 0.0, "substrate value in pixel space [0, 1]", low=0.0, high=1.0,
+              when=When("substrate", "constant")),
         Param("step_rows", float, 1.0, "pixels changed per step, in image rows (W pixels): 1 = RISE's 224 at 224 px; "
               "the interpretable-gradients authors used 8", low=0.001, high=1024.0),
         Param("score", str, "probability", "the score of the explained class on each image: softmax probability "

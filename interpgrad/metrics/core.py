@@ -21,7 +21,7 @@ from ..data.transforms import denormalize, normalize
 from ..errors import ConfigError
 from ..explain import Explanation
 from ..explain.mechanics import rows_per_forward
-from ..params import Param, resolve_params
+from ..params import Param, applicable, resolve_params
 from .mechanics import class_scores
 
 __all__ = [
@@ -182,8 +182,8 @@ class Metric:
         return resolve_params(self.params, given, owner=self.name)
 
     def describe(self, params: Mapping[str, Any] | None = None) -> str:
-        """The protocol with the values of the parameters: what to print beside a number."""
-        resolved = self.resolve(params or {})
+        """The protocol with the values of the parameters that apply: what to print beside a number."""
+        resolved = applicable(self.params, self.resolve(params or {}))
         settings = ", ".join(f"{name}={_format(value)}" for name, value in resolved.items())
         return f"{self.protocol}" + (f" [{settings}]" if settings else "")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..params import Param
+from ..params import Param, When
 from .core import MetricBatch, MetricResult, register
 from .mechanics import is_constant, perturbation_curves, pixel_ranks, scores_of, trapezoid_auc
 
@@ -143,8 +143,9 @@ def _saliency(batch: MetricBatch, saliency: str) -> torch.Tensor:
     "accuracy as the least salient pixels are removed (a faithful map points at what the model needs)",
     params=(
         Param("replacement", str, "mean", "what removed pixels become: mean = the image's mean colour (the paper), "
-              "constant = the value below (the official code: 0.5)", choices=("mean", "constant")),
-        Param("constant", float, 0.5, "replacement value in pixel space [0, 1] for replacement=constant", low=0.0, high=1.0),
+              "constant = the value of the parameter constant (the official code: 0.5)", choices=("mean", "constant")),
+        Param("constant", float, 0.5, "replacement value in pixel space [0, 1]", low=0.0, high=1.0,
+              when=When("replacement", "constant")),
         Param("points", int, 25, "masking fractions, logspace(-2, 0, points)", low=2, high=200),
         Param("saliency", str, "channel_std", "per-pixel score: channel_std = standard deviation of the attribution "
               "over the colour channels (the paper; CAMs have one channel and use their map, as do maps equal on every "
