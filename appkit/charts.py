@@ -7,29 +7,85 @@ from typing import Any, Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-__all__ = ["metric_curves", "metric_title", "model_colours", "summary_bars", "training_curves"]
+__all__ = ["SPLITS", "curve_quantities", "metric_curves", "metric_title", "model_colours", "summary_bars", "training_curves"]
 
-_PANELS = (
-    ("loss", ("train_loss", "train_classification", "val_loss")),
-    ("accuracy", ("train_accuracy", "val_accuracy")),
-    ("cosine(standard, guided)", ("train_alignment", "val_alignment")),
-)
+# Training curves: a metrics.jsonl key is "<split>_<quantity>"; each quantity gets a panel, each split a line style.
+SPLITS = {"train": ("train", "solid"), "val": ("validation", "dash")}
+_QUANTITIES = {"loss": "loss", "accuracy": "accuracy", "alignment": "cosine(standard, guided)"}  # known, in this order
+_LOSS_PARTS = ("classification", "regularization")  # the two terms of the loss: its panel already shows their sum
+_LEGEND_LINE = 21  # px per legend line (entry or title) at the default font
+
+
+def curve_quantities(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """The quantities the runs recorded per split, one panel each: loss, accuracy and cosine(standard, guided) first,
+    then any other ``train_X`` / ``val_X`` key in the order met (the loss's two terms and bookkeeping such as ``lr``
+    and ``epoch_time_s`` are left out)."""
+    found: list[str] = []
+    for history in runs.values():
+        for line in history:
+            for key, value in line.items():
+                split, _, quantity = key.partition("_")
+                if (split in SPLITS and quantity and quantity not in _LOSS_PARTS and quantity not in found
+                        and isinstance(value, (int, float)) and not isinstance(value, bool)):
+                    found.append(quantity)
+    return [q for q in _QUANTITIES if q in found] + [q for q in found if q not in _QUANTITIES]
 
 
 def training_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], height: int = 320) -> go.Figure:
-    """Loss, accuracy and gradient-alignment curves per epoch, one trace per (run, metric)."""
-    figure = make_subplots(rows=1, cols=len(_PANELS), subplot_titles=[title for title, _ in _PANELS])
-    for column, (_, keys) in enumerate(_PANELS, start=1):
+    """One panel per quantity (``curve_quantities``), one colour per run, one line style per split (train solid,
+    validation dashed). The legend sits to the right of the panels: the runs (when there are several), then the
+    line styles; the figure is tall enough for every entry to show."""
+    quantities = curve_quantities(runs)
+    columns = max(1, min(3, len(quantities)))
+    rows = max(1, -(-len(quantities) // columns))
+    entries = (len(runs) + 1 if len(runs) > 1 else 0) + len(SPLITS) + 1  # legend lines, with the titles
+    height = max(height * rows, 80 + _LEGEND_LINE * entries)
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=[_QUANTITIES.get(q, q.replace("_", " ")) for q in quantities],
+                           horizontal_spacing=0.07, vertical_spacing=min(0.3, 90 / height) if rows > 1 else 0.0)
+    colours = model_colours(list(runs))
+    last_epoch = 1
+    for index, quantity in enumerate(quantities):
+        row, column = index // columns + 1, index % columns + 1
         for name, history in runs.items():
-            for key in keys:
-                points = [(line["epoch"], line[key]) for line in history if key in line]
-                if points:
-                    epochs, values = zip(*points)
-                    label = f"{name}: {key}" if len(runs) > 1 else key
-                    figure.add_trace(go.Scatter(x=epochs, y=values, mode="lines+markers", name=label), row=1, col=column)
-    figure.update_xaxes(title_text="epoch")
-    figure.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+            for prefix, (split, dash) in SPLITS.items():
+                points = [(line["epoch"], line[f"{prefix}_{quantity}"]) for line in history
+                          if isinstance(line.get(f"{prefix}_{quantity}"), (int, float)) and "epoch" in line]
+                if not points:
+                    continue
+                epochs, values = zip(*points)
+                last_epoch = max(last_epoch, *epochs)
+                figure.add_trace(go.Scatter(
+                    x=epochs, y=values, mode="lines+markers", name=f"{name} · {split}", legendgroup=name,
+                    showlegend=False, line=dict(color=colours[name], dash=dash, width=2), marker=dict(size=5),
+                    hovertemplate=f"epoch %{{x}}<br>{_QUANTITIES.get(quantity, quantity)} %{{y:.4g}}<extra>{name} · {split}</extra>",
+                ), row=row, col=column)
+        if quantity == "accuracy":
+            figure.update_yaxes(tickformat=".0%", row=row, col=column)
+    model_lines = len(runs) if len(runs) > 1 else 0
+    _curve_legend(figure, colours if model_lines else {})
+    figure.update_xaxes(title_text="epoch", title_standoff=4, dtick=max(1, -(-last_epoch // 8)), tick0=1)
+    margin = dict(l=10, r=10, t=40, b=10)
+    # The runs' legend at the top right, the line styles' under it: legend lines are ~20 px (plus a title line).
+    below = (_LEGEND_LINE * (model_lines + 1) + 12) / (height - margin["t"] - margin["b"]) if model_lines else 0.0
+    figure.update_layout(
+        height=height, margin=margin, hovermode="closest",
+        legend=dict(title=dict(text="model"), x=1.02, xanchor="left", y=1.0, yanchor="top", tracegroupgap=0),
+        legend2=dict(title=dict(text="line"), x=1.02, xanchor="left", y=1.0 - below, yanchor="top", tracegroupgap=0),
+    )
+    figure.update_annotations(font_size=13)
     return figure
+
+
+def _curve_legend(figure: go.Figure, colours: Mapping[str, str]) -> None:
+    """The legends' entries, drawn by traces without points: a line in each run's colour (a click hides or shows
+    that run's curves) in the first legend, the line style of each split in the second."""
+    for name, colour in colours.items():
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, legendgroup=name, showlegend=True,
+                                    line=dict(color=colour, width=3), hoverinfo="skip", legend="legend"))
+    for split, dash in SPLITS.values():
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=split, legendgroup=f"split {split}",
+                                    showlegend=True, line=dict(color="#555555", dash=dash, width=2),
+                                    hoverinfo="skip", legend="legend2"))
 
 
 # ---------------------------------------------------------------------------------------------------- evaluations

@@ -1,20 +1,23 @@
-"""Models for the pages: the zoo as it is on disk now, and cached, lock-guarded loaded models."""
+"""Models for the pages: the zoo as it is on disk now, its table, cached and lock-guarded loaded models, and the
+confirmation step before something is deleted."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import streamlit as st
 from torch import nn
 
 from interpgrad.comparison import ComparedModel
+from interpgrad.regularizers import REGULARIZERS
 from interpgrad.training import load_checkpoint
-from interpgrad.zoo import ModelEntry, default_directories, discover_models
+from interpgrad.zoo import ModelEntry, as_number, default_directories, discover_models
 
-__all__ = ["LoadedModel", "compared_model", "load_checkpoint_file", "load_model", "show_broken", "zoo"]
+__all__ = ["LoadedModel", "compared_model", "confirm_deletion", "load_checkpoint_file", "load_model", "model_table",
+           "show_broken", "zoo"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,75 @@ def show_broken(entries: list[ModelEntry]) -> None:
     if broken:
         st.warning(f"{len(broken)} checkpoint file(s) cannot be used and are left out:\n"
                    + "\n".join(f"- {entry.short_label}: {entry.problem}" for entry in broken))
+
+
+def _cell(value: Any) -> Any:
+    """A metadata value as a table cell: numbers, text and booleans as they are, anything else as text."""
+    if value is None or isinstance(value, (str, bool)) or as_number(value) is not None:
+        return value
+    return str(value)
+
+
+def _regularizer_params(entries: Sequence[ModelEntry]) -> dict[str, str]:
+    """{parameter: its help} for every regularizer parameter any of ``entries`` has, in the order met (the help is
+    the regularizer's declaration, when the name is a declared parameter)."""
+    found: dict[str, str] = {}
+    for entry in entries:
+        params = entry.section("regularizer").get("params")
+        declared = REGULARIZERS.get(entry.regularizer)
+        for name in params if isinstance(params, dict) else {}:
+            if name not in found:
+                helps = [param.help for param in (declared.params if declared else ()) if param.name == name]
+                found[name] = f"{entry.regularizer}: {helps[0]}" if helps else "a regularizer parameter"
+    return found
+
+
+def model_table(entries: Sequence[ModelEntry]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The Models table: one row per entry and the column configuration. Besides what a model is, it has a column
+    for every parameter of a regularizer that any listed model has (empty where a model has no such parameter),
+    the validation accuracy, and the validation cosine between its standard and guided gradients."""
+    fixed = ("name", "source", "architecture", "width", "regularizer", "dataset", "classes", "input", "val accuracy",
+             "val cosine", "epochs")
+    params = _regularizer_params(entries)
+    columns = {name: f"regularizer {name}" if name in fixed else name for name in params}
+    rows = []
+    for entry in entries:
+        model, data = entry.section("model"), entry.section("data")
+        values = entry.section("regularizer").get("params")
+        values = values if isinstance(values, dict) else {}
+        rows.append({
+            "name": entry.name, "source": entry.source, "architecture": entry.arch,
+            "width": as_number(model.get("width")), "regularizer": entry.regularizer,
+            **{columns[name]: _cell(values.get(name)) for name in params},
+            "dataset": data.get("name"), "classes": as_number(model.get("num_classes")),
+            "input": f"{model.get('image_size')} px", "val accuracy": entry.metric("val_accuracy"),
+            "val cosine": entry.metric("val_alignment"), "epochs": as_number(entry.metadata.get("epochs_completed")),
+        })
+    config: dict[str, Any] = {
+        "val accuracy": st.column_config.NumberColumn(format="percent", help="accuracy on the validation images"),
+        "val cosine": st.column_config.NumberColumn(
+            format="%.3f", help="mean cosine between the standard and the guided input gradient on validation "
+                                "images, after the last epoch: what the guided regularizer raises"),
+        **{columns[name]: st.column_config.Column(help=text) for name, text in params.items()},
+    }
+    return rows, config
+
+
+def confirm_deletion(request_key: str, item: str, label: str, consequence: str, key: str) -> bool:
+    """The confirmation step of a deletion that a page asked for with ``st.session_state[request_key] = item``: a
+    warning naming ``label`` and saying what goes, with "Delete for good" and "Cancel". True once confirmed (the
+    request is cleared either way; a cancel reruns the page)."""
+    if st.session_state.get(request_key) != item:
+        return False
+    st.warning(f"Delete **{label}**? {consequence} This cannot be undone.")
+    yes, no, _ = st.columns([1, 1, 4])
+    if yes.button("Delete for good", type="primary", key=f"{key}.confirm"):
+        del st.session_state[request_key]
+        return True
+    if no.button("Cancel", key=f"{key}.cancel"):
+        del st.session_state[request_key]
+        st.rerun()
+    return False
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

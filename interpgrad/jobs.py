@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,17 +25,19 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from .errors import ConfigError
+from .errors import ConfigError, InterpgradError, Remedy
 from .training.checkpoint import atomic_write_bytes
 
 __all__ = [
     "JobDir",
     "STATES",
     "StopRequest",
+    "delete_job",
     "list_jobs",
     "process_alive",
     "process_start",
     "read_json",
+    "reason_fields",
     "spawn",
     "stop_job",
     "valid_job_name",
@@ -184,6 +187,20 @@ class JobDir:
         return min((p.stat().st_mtime for p in (self.config_path, self.status_path) if p.is_file()), default=0.0)
 
 
+def reason_fields(reason: str | BaseException, remedy: Remedy | None = None) -> dict[str, Any]:
+    """The status keys that say why a job stopped or failed: ``reason``, one line in the command line's words, and
+    when there is something to do about it (``remedy``, or the error's own) ``problem`` (the reason without the
+    remedy) and ``remedy`` (``Remedy.to_dict``), from which an app says what to do in its own words."""
+    if isinstance(reason, BaseException):
+        error = reason
+        remedy = remedy or getattr(error, "remedy", None)
+        reason = (error.problem if isinstance(error, InterpgradError) else str(error)) or type(error).__name__
+    problem = reason.splitlines()[0] if reason else ""
+    if remedy is None:
+        return {"reason": problem}
+    return {"reason": f"{problem}; {remedy.command_line}", "problem": problem, "remedy": remedy.to_dict()}
+
+
 Job = TypeVar("Job", bound=JobDir)
 
 
@@ -246,6 +263,15 @@ def stop_job(job: JobDir) -> bool:
         return False
     os.kill(pid, signal.SIGTERM)
     return True
+
+
+def delete_job(job: JobDir) -> None:
+    """Delete a job's folder and everything in it. A running job (or one still starting) is refused: stop it first."""
+    if job.read_status().get("state") == "running":
+        raise ConfigError(f"{job.name} is running; stop it first")
+    if not job.path.is_dir():
+        raise ConfigError(f"there is no {job.name} to delete (its folder is gone)")
+    shutil.rmtree(job.path)
 
 
 class StopRequest:

@@ -2,12 +2,15 @@
 
 A model is a ``model.safetensors`` with its metadata (and, when it has them, the training curves of its run in
 ``metrics.jsonl`` beside it). Uploads are validated by loading them (never unpickled) before they are kept, each in
-a folder of its own (an upload never replaces another). Entries are keyed ``source/name``, unique across the zoo; a
-file that cannot be used is an entry with the reason in ``problem``, left out unless asked for.
+a folder of its own named after the model its metadata describes (an upload never replaces another, and a file that
+is already in the zoo is not kept twice). Entries are keyed ``source/name``, unique across the zoo; a file that
+cannot be used is an entry with the reason in ``problem``, left out unless asked for. Runs and uploads can be
+deleted; shipped checkpoints cannot.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -15,15 +18,27 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
+from .jobs import delete_job
 from .training.checkpoint import CHECKPOINT_NAME, atomic_write_bytes, load_checkpoint, read_checkpoint_metadata
 from .training.run import RunDir
 
-__all__ = ["ModelEntry", "as_number", "default_directories", "discover_models", "save_upload", "upload_stem"]
+__all__ = [
+    "DELETABLE_SOURCES",
+    "ModelEntry",
+    "SavedUpload",
+    "as_number",
+    "default_directories",
+    "delete_model",
+    "discover_models",
+    "model_name",
+    "save_upload",
+]
 
 SOURCES = ("shipped", "run", "upload")
+DELETABLE_SOURCES = ("run", "upload")  # shipped checkpoints stay
 _PROJECT = Path(__file__).resolve().parent.parent
 
 
@@ -109,6 +124,16 @@ class ModelEntry:
     def mtime(self) -> float:
         return self.path.stat().st_mtime
 
+    @property
+    def deletable(self) -> bool:
+        """Whether the app may delete it (a run or an upload; never a shipped checkpoint)."""
+        return self.source in DELETABLE_SOURCES
+
+    def sha256(self) -> str:
+        """The SHA-256 of the checkpoint file (hex): what tells one file from another with the same name."""
+        with self.path.open("rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+
 
 def _metrics_beside(path: Path) -> tuple[dict[str, Any], ...]:
     """The epoch lines of the run beside a checkpoint; lines that are not epoch records are left out."""
@@ -156,11 +181,37 @@ def discover_models(directories: dict[str, Path] | None = None, include_broken: 
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_GENERIC_STEMS = (Path(CHECKPOINT_NAME).stem, "checkpoint", "weights")  # file names that say nothing of the model
 
 
-def upload_stem(filename: str) -> str:
-    """The name an upload of ``filename`` gets when no upload has it yet: its stem in safe characters."""
-    return _SAFE_NAME.sub("-", Path(filename).stem).strip("-.") or "model"
+def _safe_name(text: str) -> str:
+    """``text`` in the characters a folder name may safely have ('' when none is left)."""
+    return _SAFE_NAME.sub("-", text).strip("-.")[:64].strip("-.")
+
+
+def model_name(metadata: Mapping[str, Any], filename: str = "") -> str:
+    """The name a checkpoint goes by, in safe characters: the ``name`` in its metadata (a trainer's checkpoint has its
+    run's), else the name of the run folder it was trained into (``training.out``), else the file's stem unless it
+    is a generic one (``model``), else what the model is (``dataset-arch-regularizer``)."""
+
+    def section(key: str) -> Mapping[str, Any]:
+        value = metadata.get(key)
+        return value if isinstance(value, Mapping) else {}
+
+    out = section("training").get("out")
+    stem = Path(filename).stem
+    candidates = [
+        metadata.get("name"),
+        Path(out).name if isinstance(out, str) else None,
+        stem if stem.lower() not in _GENERIC_STEMS else None,
+        "-".join(str(part) for part in (section("data").get("name"), section("model").get("arch"),
+                                        section("regularizer").get("name") or "none") if part),
+    ]
+    for candidate in candidates:
+        name = _safe_name(candidate) if isinstance(candidate, str) else ""
+        if name:
+            return name
+    return "model"
 
 
 def _scratch_name(filename: str) -> str:
@@ -188,16 +239,39 @@ def _claim_folder(uploads_dir: Path, stem: str) -> Path:
     raise CheckpointError(f"too many uploads named {stem}; remove some from {uploads_dir}")
 
 
+def _same_model(entry: ModelEntry, data: bytes, digest: str, metadata: Mapping[str, Any]) -> bool:
+    """Whether ``entry`` is the uploaded model: the same bytes (size first, then SHA-256) and the same metadata (a
+    plain safetensors file takes its metadata from the JSON beside it, which may differ)."""
+    try:
+        return (entry.usable and entry.path.stat().st_size == len(data) and entry.sha256() == digest
+                and entry.metadata == metadata)
+    except OSError:  # removed meanwhile
+        return False
+
+
+@dataclass(frozen=True)
+class SavedUpload:
+    """What ``save_upload`` did: ``entry`` is the model now in the zoo, under the name its metadata gives it
+    (``wanted``) or with a suffix when an upload has that name; ``already_there``: the same model was in the zoo
+    (``entry`` is that one) and nothing was added."""
+
+    entry: ModelEntry
+    wanted: str
+    already_there: bool = False
+
+
 def save_upload(
     uploads_dir: str | os.PathLike[str],
     filename: str,
     data: bytes,
     metadata_json: bytes | None = None,
     metadata_filename: str = "the metadata file",
-) -> ModelEntry:
+    existing: Sequence[ModelEntry] | None = None,
+) -> SavedUpload:
     """Validate an uploaded checkpoint (and optional JSON metadata) by loading it, then keep it in a new folder of
-    ``uploads_dir``. An existing upload is never replaced: a name already taken gets a suffix (``name-2``), and the
-    returned entry's ``name`` says which name it got.
+    ``uploads_dir`` named after the model (``model_name``). An existing upload is never replaced: a name already
+    taken gets a suffix (``name-2``). A model identical to one of ``existing`` (default: the uploads already in
+    ``uploads_dir``) is not kept again: the result names the one that is there.
 
     Raises CheckpointError with a readable reason naming the uploaded file: not safetensors (a pickle is refused
     unread), no metadata, metadata that is not JSON or not valid, or weights that do not match the architecture the
@@ -212,8 +286,16 @@ def save_upload(
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 raise CheckpointError(f"{metadata_filename} is not valid JSON: {error}") from None
             candidate.with_suffix(".json").write_bytes(metadata_json)
-        load_checkpoint(candidate)  # the full check: metadata, architecture, every tensor's shape
-    target = _claim_folder(Path(uploads_dir), upload_stem(filename))
+        _, metadata = load_checkpoint(candidate)  # the full check: metadata, architecture, every tensor's shape
+    wanted = model_name(metadata, filename)
+    uploads_dir = Path(uploads_dir)
+    if existing is None:
+        existing = [_entry("upload", name, path) for name, path in _candidates(uploads_dir)]
+    digest = hashlib.sha256(data).hexdigest()
+    for entry in existing:
+        if _same_model(entry, data, digest, metadata):
+            return SavedUpload(entry, wanted, already_there=True)
+    target = _claim_folder(uploads_dir, wanted)
     try:
         atomic_write_bytes(target / CHECKPOINT_NAME, data)
         if metadata_json is not None:
@@ -224,4 +306,23 @@ def save_upload(
     except BaseException:  # nothing half-saved stays behind
         shutil.rmtree(target, ignore_errors=True)
         raise
-    return entry
+    return SavedUpload(entry, wanted)
+
+
+def delete_model(entry: ModelEntry, directories: Mapping[str, str | os.PathLike[str]] | None = None) -> None:
+    """Delete a run's or an upload's files for good: its folder (``NAME/model.safetensors`` and everything beside it,
+    such as a run's curves, log and resume state), or a loose ``NAME.safetensors`` with its ``NAME.json``.
+
+    A shipped checkpoint is refused, and so is a run that is still training (stop it first): ConfigError.
+    """
+    if not entry.deletable:
+        raise ConfigError(f"{entry.name} is shipped with interpgrad and cannot be deleted")
+    home = Path((directories or default_directories())[entry.source]).resolve()
+    path = entry.path.resolve()
+    if path.parent == home:
+        path.unlink(missing_ok=True)
+        path.with_suffix(".json").unlink(missing_ok=True)
+    elif path.parent.parent == home and path.name == CHECKPOINT_NAME:
+        delete_job(RunDir(path.parent))  # an upload's folder has no status: never running
+    else:
+        raise ConfigError(f"{entry.path} is not in the {entry.source} folder {home}; it was not deleted")

@@ -1,46 +1,30 @@
-"""Models: the shipped checkpoints, finished runs and uploads; metadata and training curves; upload a checkpoint."""
+"""Models: the shipped checkpoints, finished runs and uploads; metadata and training curves; upload a checkpoint;
+delete a run or an upload."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from appkit.charts import training_curves
-from appkit.models import show_broken, zoo
+from appkit.models import confirm_deletion, model_table, show_broken, zoo
 from appkit.widgets import drop_missing_choices, readable_errors
-from interpgrad.zoo import as_number, default_directories, save_upload, upload_stem
+from interpgrad.zoo import default_directories, delete_model, save_upload
 
 st.set_page_config(page_title="interpgrad · Models", layout="wide")
 st.title("Models")
 st.caption("Shipped checkpoints, runs trained on the Train page, and your uploads (safetensors + metadata; pickles are refused).")
 
 if "models.flash" in st.session_state:
-    st.success(st.session_state.pop("models.flash"))
+    kind, text = st.session_state.pop("models.flash")
+    (st.info if kind == "info" else st.success)(text)
 
 everything = zoo(include_broken=True)
 entries = [entry for entry in everything if entry.usable]
 drop_missing_choices("models.show", [entry.key for entry in entries])
 
-
-def _row(entry) -> dict:  # type: ignore[no-untyped-def]
-    model, data = entry.section("model"), entry.section("data")
-    return {
-        "name": entry.name,
-        "source": entry.source,
-        "architecture": entry.arch,
-        "width": as_number(model.get("width")),
-        "regularizer": entry.regularizer,
-        "lambda": as_number((entry.section("regularizer").get("params") or {}).get("lam")),
-        "dataset": data.get("name"),
-        "classes": as_number(model.get("num_classes")),
-        "input": f"{model.get('image_size')} px",
-        "val accuracy": entry.metric("val_accuracy"),
-        "epochs": as_number(entry.metadata.get("epochs_completed")),
-    }
-
-
 if entries:
-    st.dataframe([_row(entry) for entry in entries], hide_index=True, width="stretch",
-                 column_config={"val accuracy": st.column_config.NumberColumn(format="percent")})
+    rows, columns = model_table(entries)
+    st.dataframe(rows, hide_index=True, width="stretch", column_config=columns, key="models.table")
 else:
     st.info("No models yet: train one on the Train page or upload a checkpoint below.")
 show_broken(everything)
@@ -50,23 +34,19 @@ if entries:
     chosen = st.multiselect("Show", list(labels), default=list(labels)[:2], format_func=labels.__getitem__,
                             key="models.show", persist_state="session")
     selected = [entry for entry in entries if entry.key in chosen]
-    if selected:
-        left, right = st.columns([2, 3])
-        with left:
-            for entry in selected:
-                with st.expander(f"{entry.short_label} — metadata", expanded=len(selected) == 1):
-                    st.json(entry.metadata, expanded=1)
-                    st.caption(f"file: {entry.path}")
-        with right:
-            curves = {entry.short_label: entry.metrics for entry in selected if entry.metrics}  # unique, like keys
-            if curves:
-                st.plotly_chart(training_curves(curves), key="models.curves")
-            else:
-                st.info("No training curves recorded for these models.")
+    curves = {entry.short_label: entry.metrics for entry in selected if entry.metrics}  # unique, like keys
+    if curves:
+        st.plotly_chart(training_curves(curves), key="models.curves")
+    elif selected:
+        st.info("No training curves recorded for these models.")
+    for column, entry in zip(st.columns(max(1, min(3, len(selected)))) * len(selected), selected):
+        with column.expander(f"{entry.short_label} — metadata", expanded=len(selected) == 1):
+            st.json(entry.metadata, expanded=1)
+            st.caption(f"file: {entry.path}")
 
 st.subheader("Upload a checkpoint")
 st.caption("A `.safetensors` file saved by interpgrad (its metadata is inside), or any safetensors file with the "
-           "`model.json` that describes it.")
+           "`model.json` that describes it. It is named after the model its metadata describes.")
 with st.form("models.upload", clear_on_submit=True):
     weights = st.file_uploader("weights (.safetensors)", type=["safetensors"], key="models.upload.weights")
     metadata = st.file_uploader("metadata (.json, optional)", type=["json"], key="models.upload.metadata")
@@ -76,10 +56,29 @@ if submitted:
         st.warning("Choose a .safetensors file first.")
     else:
         with readable_errors(f"{weights.name} was not added"):
-            entry = save_upload(default_directories()["upload"], weights.name, weights.getvalue(),
+            saved = save_upload(default_directories()["upload"], weights.name, weights.getvalue(),
                                 metadata.getvalue() if metadata is not None else None,
-                                metadata.name if metadata is not None else "the metadata file")
-            wanted = upload_stem(weights.name)
-            renamed = f" An upload named {wanted} already exists, so this one is called {entry.name}." if entry.name != wanted else ""
-            st.session_state["models.flash"] = f"Added {entry.label}.{renamed} It is now available on every page."
+                                metadata.name if metadata is not None else "the metadata file", existing=entries)
+            if saved.already_there:
+                flash = ("info", f"{weights.name} is already here, as {saved.entry.short_label}: nothing was added.")
+            else:
+                renamed = (f" Another upload is called {saved.wanted}, so this one is called {saved.entry.name}."
+                           if saved.entry.name != saved.wanted else "")
+                flash = ("success", f"Added {saved.entry.label}.{renamed} It is now available on every page.")
+            st.session_state["models.flash"] = flash
+            st.rerun()
+
+deletable = {entry.key: entry for entry in everything if entry.deletable}
+if deletable:
+    st.subheader("Delete a run or an upload")
+    st.caption("Shipped checkpoints stay. A run that is still training cannot be deleted: stop it on the Train page first.")
+    key = st.selectbox("Model", list(deletable), format_func=lambda key: deletable[key].label, key="models.delete.choice")
+    if st.button("Delete…", key="models.delete"):
+        st.session_state["models.delete.request"] = key
+    entry = deletable[key]
+    what = "Its run folder (checkpoint, curves, log) is removed." if entry.source == "run" else "The uploaded file is removed."
+    if confirm_deletion("models.delete.request", key, entry.short_label, what, "models.delete"):
+        with readable_errors(f"{entry.short_label} was not deleted"):
+            delete_model(entry)
+            st.session_state["models.flash"] = ("success", f"Deleted {entry.short_label}.")
             st.rerun()

@@ -1,4 +1,4 @@
-"""Train: launch training runs in the background (the trainer's CLI), watch them live, stop and resume them."""
+"""Train: launch training runs in the background (the trainer's CLI), watch them live, stop, resume and delete them."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import streamlit as st
 import torch
 
 from appkit.charts import training_curves
-from appkit.widgets import param_widgets, readable_errors
+from appkit.models import confirm_deletion
+from appkit.training import follow_default, status_message, train_errors
+from appkit.widgets import param_widgets
 from interpgrad.data import DATASETS
+from interpgrad.data.shapes import SPLIT_SIZES
 from interpgrad.models import architectures
 from interpgrad.regularizers import REGULARIZERS
-from interpgrad.training import RunDir, launch_run, list_runs, resume_run, stop_run
+from interpgrad.training import RunDir, RunProgress, delete_run, launch_run, list_runs, resume_run, stop_run
 from interpgrad.training.config import OPTIMIZERS, SCHEDULES
 from interpgrad.zoo import default_directories
 
@@ -22,6 +25,7 @@ st.caption("Each run is `python -m interpgrad train` in the background: it keeps
            "and appears among the models after its first epoch.")
 
 RUNS = default_directories()["run"]
+IMAGE_SIZES = [32, 64, 96, 128, 224]
 
 if "train.flash" in st.session_state:
     st.success(st.session_state.pop("train.flash"))
@@ -36,14 +40,19 @@ with st.expander("New run", expanded=not list(list_runs(RUNS))):
     width = left.select_slider("Width", options=[0.125, 0.25, 0.5, 0.75, 1.0], value=0.25, key="train.width", persist_state="session",
                                disabled=architectures()[arch].family != "cifar")
     dataset = middle.selectbox("Dataset", DATASETS, key="train.dataset", persist_state="session", help="shapes: synthetic, with ground-truth masks")
+    cifar = dataset.startswith("cifar")
     data_root = middle.text_input("Data folder", key="train.data_root", persist_state="session", disabled=dataset == "shapes",
                                   help="the folder containing cifar-10-batches-py / cifar-100-python, or class subfolders")
-    download = middle.checkbox("Download CIFAR into it", key="train.download", persist_state="session", disabled=not dataset.startswith("cifar"))
-    image_size = middle.selectbox("Image size", [32, 64, 96, 128, 224], key="train.image_size", persist_state="session",
-                                  index=1 if dataset == "imagefolder" else 0)
+    download = middle.checkbox("Download CIFAR into it", key="train.download", persist_state="session", disabled=not cifar)
+    # Image size and the number of training images follow the dataset (CIFAR images are 32 px; CIFAR and image
+    # folders train on all their images by default), unless changed for that dataset.
+    follow_default("train.image_size", dataset, 64 if dataset == "imagefolder" else 32)
+    image_size = middle.selectbox("Image size", [32] if cifar else IMAGE_SIZES, key="train.image_size", persist_state="session",
+                                  disabled=cifar, help="CIFAR images are 32 px" if cifar else "images are resized to this size")
     epochs = right.number_input("Epochs", 1, 1000, 3, key="train.epochs", persist_state="session")
-    n_train = right.number_input("Training images (0 = all)", 0, 10_000_000, 10000 if dataset == "shapes" else 0,
-                                 step=256, key="train.n_train", persist_state="session")
+    follow_default("train.n_train", dataset, SPLIT_SIZES["train"] if dataset == "shapes" else 0)
+    n_train = right.number_input("Training images (0 = all)", 0, 10_000_000, step=256, key="train.n_train",
+                                 persist_state="session", help="the first images of a shuffle by the seed")
     devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     device = right.selectbox("Device", devices, key="train.device", persist_state="session", help="auto: the GPU when there is one")
     with st.expander("Optimisation"):
@@ -52,6 +61,8 @@ with st.expander("New run", expanded=not list(list_runs(RUNS))):
         lr = o1.number_input("Learning rate", 1e-6, 10.0, 0.05, format="%g", key="train.lr", persist_state="session")
         optimizer = o2.selectbox("Optimizer", OPTIMIZERS, key="train.optimizer", persist_state="session")
         schedule = o2.selectbox("Schedule", SCHEDULES, index=SCHEDULES.index("cosine"), key="train.schedule", persist_state="session")
+        clip = o2.number_input("Gradient clipping (0 = off)", 0.0, 1e6, 0.0, format="%g", key="train.clip_grad_norm",
+                               persist_state="session", help="the largest gradient norm of a step (larger ones are scaled down)")
         weight_decay = o3.number_input("Weight decay", 0.0, 1.0, 5e-4, format="%g", key="train.weight_decay", persist_state="session")
         seed = o3.number_input("Seed", 0, 2**31 - 1, 0, key="train.seed", persist_state="session")
     default_name = f"{regularizer}-{arch}-{time.strftime('%m%d-%H%M%S')}"
@@ -63,40 +74,45 @@ with st.expander("New run", expanded=not list(list_runs(RUNS))):
             "n_train": int(n_train) or None, "regularizer": regularizer, "regularizer_params": params,
             "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "optimizer": optimizer,
             "schedule": schedule, "weight_decay": float(weight_decay), "seed": int(seed), "device": device,
-            "warmup_epochs": 0.5 if schedule == "cosine" else 0.0, "alignment_samples": 256,
+            "clip_grad_norm": float(clip) or None, "warmup_epochs": 0.5 if schedule == "cosine" else 0.0,
+            "alignment_samples": 256,
         }
-        with readable_errors("The run was not started"):
+        with train_errors("The run was not started"):
             run, _ = launch_run(options, RUNS, name.strip())
-            st.session_state["train.flash"] = f"Started {run.name}."
+            st.session_state["train.started"] = run.name
             del st.session_state["train.name"]  # the next run gets a fresh default name
             st.rerun()
 
 
-def _progress(status: dict) -> float:
-    epochs, steps = status.get("epochs") or 1, status.get("steps_per_epoch") or 1
-    return min(1.0, (status.get("epoch", 0) + status.get("step", 0) / steps) / epochs)
-
-
 _BADGES = {"running": "🟢 running", "finished": "✅ finished", "failed": "❌ failed", "stopped": "⏸ stopped",
            "interrupted": "⚠️ interrupted", "new": "… starting"}
+_MESSAGE = {"failed": st.error, "interrupted": st.warning}  # any other state's reason is information
 
 
 def _show_run(run: RunDir) -> None:
     status = run.read_status()
     state = status.get("state", "new")
-    label = "starting" if status.get("starting") else f"epoch {status.get('epoch', 0)}/{status.get('epochs', '?')}"
-    st.markdown(f"**{run.name}** — {_BADGES.get(state, state)} · {label}")
-    st.progress(_progress(status), text=f"step {status.get('step', 0)}/{status.get('steps_per_epoch', '?')} of the current epoch"
-                if state == "running" else None)
-    if status.get("reason"):
-        (st.error if state == "failed" else st.warning)(status["reason"])
+    progress = RunProgress.from_status(status)
+    st.markdown(f"**{run.name}** — {_BADGES.get(state, state)}")
+    st.progress(progress.fraction, text=progress.describe())
+    message = status_message(status)
+    if message:
+        _MESSAGE.get(state, st.info)(message)
     buttons = st.columns(6)
     if state == "running" and buttons[0].button("Stop", key=f"stop.{run.name}", help="saves and stops after the current step"):
         stop_run(run)
     if state in ("stopped", "failed", "interrupted") and run.can_resume():
         if buttons[0].button("Resume", key=f"resume.{run.name}"):
-            with readable_errors(f"{run.name} was not resumed"):
+            with train_errors(f"{run.name} was not resumed"):
                 resume_run(run)
+    if state != "running" and buttons[1].button("Delete", key=f"delete.{run.name}", help="asks to confirm first"):
+        st.session_state["train.delete"] = run.name
+    if confirm_deletion("train.delete", run.name, run.name, "Its checkpoint, curves and log are removed, and it leaves "
+                        "the models.", f"delete.{run.name}"):
+        with train_errors(f"{run.name} was not deleted"):
+            delete_run(run)
+            st.session_state["train.flash"] = f"Deleted {run.name}."
+            st.rerun()
     metrics = run.read_metrics()
     if metrics:
         st.plotly_chart(training_curves({run.name: metrics}, height=260), key=f"curves.{run.name}")
@@ -105,9 +121,20 @@ def _show_run(run: RunDir) -> None:
             st.code(run.log_path.read_text(errors="replace")[-3000:] or "(empty)")
 
 
+def _started_banner(runs: list[RunDir]) -> None:
+    """"Started <run>." while the run this session started is starting or running; gone once it has ended."""
+    started = st.session_state.get("train.started")
+    run = next((run for run in runs if run.name == started), None)
+    if run is not None and run.read_status().get("state") in ("new", "running"):
+        st.success(f"Started {run.name}.")
+    else:
+        st.session_state.pop("train.started", None)
+
+
 @st.fragment(run_every=2)
 def runs_panel() -> None:
     runs = list(list_runs(RUNS))
+    _started_banner(runs)
     if not runs:
         st.info("No runs yet.")
     for run in runs:

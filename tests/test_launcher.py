@@ -14,8 +14,9 @@ import pytest
 from interpgrad import ConfigError, InterpgradError
 from interpgrad.cli import build_parser
 from interpgrad.cli.train import _options
-from interpgrad.training import RunDir, launch_run, make_config, resume_run, stop_run
-from interpgrad.jobs import spawn
+from interpgrad.errors import REMEDIES, DataError, Remedy
+from interpgrad.training import RunDir, RunProgress, delete_run, launch_run, make_config, resume_run, stop_run
+from interpgrad.jobs import reason_fields, spawn
 from interpgrad.training.launcher import command_line, valid_run_name
 
 TINY = {"arch": "resnet18", "width": 0.125, "dataset": "shapes", "n_train": 512, "n_val": 32, "batch_size": 32,
@@ -91,6 +92,62 @@ def test_missing_data_is_refused_before_launching(tmp_path: Path) -> None:
     with pytest.raises(InterpgradError, match="not found under"):
         launch_run({**TINY, "dataset": "cifar100", "data_root": str(tmp_path)}, tmp_path, "nocifar")
     assert not any(tmp_path.iterdir())
+
+
+def test_missing_data_errors_carry_what_to_do_for_any_interface(tmp_path: Path) -> None:
+    """The command line's words end the message; the problem and the remedy's action are there for the app."""
+    with pytest.raises(DataError) as no_root:
+        launch_run({**TINY, "dataset": "cifar10"}, tmp_path, "nodata")
+    assert str(no_root.value).endswith("needs a data root; pass --data-root")
+    assert no_root.value.remedy == Remedy("set_data_root") and "--" not in no_root.value.problem
+    with pytest.raises(DataError) as missing:
+        launch_run({**TINY, "dataset": "cifar100", "data_root": str(tmp_path)}, tmp_path, "nocifar")
+    assert missing.value.remedy == Remedy("download_or_set_data_root", {"folder": "cifar-100-python"})
+    assert str(missing.value).endswith("pass --download to fetch it or point --data-root at the folder that contains "
+                                       "cifar-100-python")
+
+
+def test_a_status_keeps_the_reason_in_flags_and_the_remedy_apart() -> None:
+    stopped = reason_fields("stopped and saved", Remedy("resume"))
+    assert stopped == {"reason": "stopped and saved; continue with --resume", "problem": "stopped and saved",
+                       "remedy": {"action": "resume", "details": {}}}
+    failed = reason_fields(DataError("CIFAR-10 not found under /x", Remedy("download_or_set_data_root", {"folder": "f"})))
+    assert Remedy.from_dict(failed["remedy"]).command_line.endswith("contains f") and failed["problem"].endswith("/x")
+    assert reason_fields(RuntimeError("out of memory\nmore")) == {"reason": "out of memory"}  # one line, no remedy
+    assert Remedy.from_dict({"action": "from a later version"}) is None and Remedy.from_dict("junk") is None
+    assert all("--" in wording for wording in REMEDIES.values())  # the command line's own words
+    with pytest.raises(ValueError, match="unknown remedy"):
+        Remedy("dance")
+
+
+@pytest.mark.parametrize("status, described, fraction", [
+    ({"state": "running", "pid": 1, "starting": True}, "starting", 0.0),
+    ({"state": "stopped", "epoch": 0, "epochs": 3, "step": 4, "steps_per_epoch": 156}, "epoch 1/3, step 4/156", 4 / 156 / 3),
+    ({"state": "stopped", "epoch": 1, "epochs": 2, "step": 78, "steps_per_epoch": 156}, "epoch 2/2, step 78/156", 0.75),
+    ({"state": "running", "starting": True, "epoch": 1, "epochs": 2, "step": 78, "steps_per_epoch": 156},
+     "resuming at epoch 2/2, step 78/156", 0.75),
+    ({"state": "failed", "epoch": 2, "epochs": 3, "step": 0, "steps_per_epoch": 10}, "epoch 3/3, step 0/10", 2 / 3),
+    ({"state": "finished", "epoch": 3, "epochs": 3, "step": 0, "steps_per_epoch": 10}, "3/3 epochs", 1.0),
+    ({"state": "interrupted", "epoch": "?", "epochs": None}, "starting", 0.0),  # whatever a status holds
+])
+def test_a_runs_progress_is_where_it_stands(status: dict, described: str, fraction: float) -> None:
+    progress = RunProgress.from_status(status)
+    assert progress.describe() == described
+    assert progress.fraction == pytest.approx(fraction)
+
+
+def test_a_run_is_deleted_unless_it_is_running(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r")
+    run.write_config({"epochs": 1})
+    run.write_status("running", pid=os.getpid())  # this process: alive
+    with pytest.raises(ConfigError, match="r is running; stop it first"):
+        delete_run(run)
+    run.write_status("stopped", epoch=0, epochs=1, step=3, steps_per_epoch=8)
+    assert run.progress().describe() == "epoch 1/1, step 3/8"
+    delete_run(run)
+    assert not run.path.exists()
+    with pytest.raises(ConfigError, match="no r to delete"):
+        delete_run(run)
 
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads /proc")

@@ -218,7 +218,9 @@ def test_non_finite_gradients_with_a_finite_loss_stop_before_the_step(tmp_path: 
         train(config, progress=False)
     assert "start a new run with a lower --lr or --lam" in str(raised.value)
     run = RunDir(config.out)
-    assert run.read_status()["state"] == "failed" and "gradients" in run.read_status()["reason"]
+    status = run.read_status()
+    assert status["state"] == "failed" and "gradients" in status["reason"] and "--lr" in status["reason"]
+    assert status["remedy"]["action"] == "gentler_training" and "--" not in status["problem"]  # the app's words apart
     assert [line["epoch"] for line in _strict_json_lines(run.metrics_path)] == [1]
     assert load_checkpoint(run.path).metadata["epochs_completed"] == 1
     from safetensors.torch import load_file

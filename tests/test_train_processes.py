@@ -96,7 +96,8 @@ def test_sigterm_stops_cleanly_after_saving_and_resumes_exactly(tmp_path: Path, 
     assert process.returncode == 0
     status = run.read_status()
     assert status["state"] == "stopped" and status["epoch"] == 1 and 0 < status["step"] < 32
-    assert "continue with --resume" in stdout
+    assert "continue with --resume" in stdout and status["reason"] == "stopped and saved; continue with --resume"
+    assert status["remedy"] == {"action": "resume", "details": {}}
     _train(out, "--resume")
     assert run.read_status()["state"] == "finished"
     _assert_same_parameters(out, uninterrupted)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Union
 
-from ..errors import DataError
+from ..errors import DataError, Remedy
 from .cifar import CIFAR_NAMES, CIFAR_SIZE, CIFARDataset, cifar_layout, download_cifar, locate_cifar
 from .folder import folder_splits
 from .folder import ImageFolderDataset
@@ -30,7 +30,7 @@ def canonical_dataset_name(name: str) -> str:
 def _need_root(root: PathLike | None, what: str) -> PathLike:
     """``root``, or a DataError saying that ``what`` needs a data root."""
     if root is None:
-        raise DataError(f"{what} needs a data root: pass --data-root")
+        raise DataError(f"{what} needs a data root", Remedy("set_data_root"))
     return root
 
 

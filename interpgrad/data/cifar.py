@@ -28,7 +28,7 @@ except ImportError:  # numpy 1.x
     from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
     from numpy.core.numeric import _frombuffer  # type: ignore[no-redef]
 
-from ..errors import DataError
+from ..errors import DataError, Remedy
 from .base import ArrayDataset, check_count, seeded_subset
 from .info import DEFAULT_AUGMENT, IDENTITY_MEAN, IDENTITY_STD, DataInfo
 
@@ -173,8 +173,8 @@ def locate_cifar(root: str | os.PathLike[str], layout: CIFARLayout) -> Path:
     missing = [file for file in expected if not (folder / file).is_file()]
     raise DataError(
         f"{layout.title} not found under {base}: expected {folder / missing[0]}"
-        f"{f' (and {len(missing) - 1} more files)' if len(missing) > 1 else ''}; pass --download to fetch it or point "
-        f"--data-root at the folder that contains {layout.folder}"
+        f"{f' (and {len(missing) - 1} more files)' if len(missing) > 1 else ''}",
+        Remedy("download_or_set_data_root", {"folder": layout.folder}),
     )
 
 

@@ -14,16 +14,18 @@ from .checkpoint import (
 )
 
 from .config import PRESETS, TrainConfig, make_config
-from .launcher import launch_run, resume_run, stop_run
-from .run import RunDir, list_runs
+from .launcher import delete_run, launch_run, resume_run, stop_run
+from .run import RunDir, RunProgress, list_runs
 from .trainer import DivergenceError, Trainer, train
 
 __all__ = [
     "DivergenceError",
     "PRESETS",
     "RunDir",
+    "RunProgress",
     "TrainConfig",
     "Trainer",
+    "delete_run",
     "launch_run",
     "list_runs",
     "make_config",

@@ -11,6 +11,8 @@ JSON beside it is a copy for people and tools. Layout of the metadata::
      "model": {arch, num_classes, width, image_size, activation, softplus_beta},
      "data": {name, num_classes, class_names, image_size, mean, std, augment, root},
      "training": {...}, "regularizer": {"name": ..., "params": {...}}, "metrics": {...}, ...}
+
+A trainer's checkpoint also has ``"name"`` (its run's name) and ``"epochs_completed"``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training runs as background processes (what the app's Train page uses): launch, stop, resume.
+"""Training runs as background processes (what the app's Train page uses): launch, stop, resume, delete.
 
 A run is ``python -m interpgrad train ... --out RUN`` in its own session (so closing the browser or stopping the app
 does not kill it), with its output in ``RUN/train.log``. Its state is read from the run folder (``RunDir``).
@@ -13,11 +13,11 @@ from typing import Any, Mapping
 
 from ..data import check_dataset
 from ..errors import ConfigError
-from ..jobs import check_resumable, python_command, spawn, stop_job, valid_job_name
+from ..jobs import check_resumable, delete_job, python_command, spawn, stop_job, valid_job_name
 from .config import TrainConfig, make_config
 from .run import RunDir
 
-__all__ = ["command_line", "launch_run", "resume_run", "stop_run", "valid_run_name"]
+__all__ = ["command_line", "delete_run", "launch_run", "resume_run", "stop_run", "valid_run_name"]
 
 # What a resumed run's "starting" status keeps of the stopped run's, so that the page shows where it stands.
 _PROGRESS_KEYS = ("epoch", "epochs", "step", "steps_per_epoch")
@@ -70,3 +70,8 @@ def resume_run(run: RunDir) -> subprocess.Popen:
 def stop_run(run: RunDir) -> bool:
     """Ask a running run to stop after its current step (SIGTERM); it saves and can be resumed. False if not running."""
     return stop_job(run)
+
+
+def delete_run(run: RunDir) -> None:
+    """Delete a run folder (its checkpoint, curves and log); a running run is refused: stop it first."""
+    delete_job(run)

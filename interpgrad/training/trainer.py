@@ -36,8 +36,8 @@ from tqdm import tqdm
 from .._version import __version__
 from ..data import build_datasets, check_dataset, normalize
 from ..data.transforms import augmentation_from_names, to_float_images
-from ..errors import ConfigError, InterpgradError
-from ..jobs import StopRequest
+from ..errors import ConfigError, InterpgradError, Remedy
+from ..jobs import StopRequest, reason_fields
 from ..models import ModelConfig, build_model, unwrap_model
 from ..regularizers import LossParts, Regularizer, build_regularizer, gradient_alignment
 from ..runtime import keep_freed_memory
@@ -51,13 +51,14 @@ __all__ = ["DivergenceError", "Trainer", "train"]
 
 _STATUS_INTERVAL_S = 2.0
 _NOISE_STREAM = 1  # folded into the seed of the regularizer's noise, so it differs from the augmentation's draws
-# --resume refuses changed settings, so the advice is a new run.
-_DIVERGENCE_ADVICE = ("the last good checkpoint is kept; start a new run with a lower --lr or --lam, "
-                      "or with --clip-grad-norm")
 
 
 class DivergenceError(InterpgradError):
-    """The loss, the gradients, the weights or a metric became NaN or infinite."""
+    """The loss, the gradients, the weights or a metric became NaN or infinite. Resuming refuses changed settings,
+    so the remedy is a new run with gentler ones."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}; the last good checkpoint is kept", Remedy("gentler_training"))
 
 
 @dataclass
@@ -141,7 +142,7 @@ class Trainer:
         if not self.config.out:
             raise ConfigError("--out (the run folder) is required")
         if self.run_dir.exists() and not self.resume:
-            raise ConfigError(f"{path} already holds a run; pass --resume to continue it or choose another --out")
+            raise ConfigError(f"{path} already holds a run", Remedy("resume_or_rename"))
         existing = _nearest_existing(path)
         if not existing.is_dir():
             raise ConfigError(f"--out {path}: {existing} is a file, not a folder")
@@ -326,7 +327,7 @@ class Trainer:
         if self.distributed.any(bad, self.device):
             values = ", ".join(f"{k}={v:.4g}" for k, v in parts.as_dict().items())
             raise DivergenceError(
-                f"the loss became non-finite at epoch {epoch + 1}, step {step + 1} ({values}); {_DIVERGENCE_ADVICE}"
+                f"the loss became non-finite at epoch {epoch + 1}, step {step + 1} ({values})"
             )
 
     def _check_gradients(self, norm: torch.Tensor | None, epoch: int, step: int) -> None:
@@ -343,7 +344,7 @@ class Trainer:
         if self.distributed.any(not bool(torch.isfinite(norm).item()), self.device):
             raise DivergenceError(
                 f"the gradients became non-finite at epoch {epoch + 1}, step {step + 1} (norm {float(norm):.4g}) "
-                f"while the loss was finite; {_DIVERGENCE_ADVICE}"
+                "while the loss was finite"
             )
 
     def _check_epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
@@ -356,8 +357,7 @@ class Trainer:
                 if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())][:3]
         if self.distributed.any(bool(bad), self.device):
             raise DivergenceError(
-                f"the model became non-finite in epoch {epoch + 1} ({', '.join(bad) or 'on another process'}); "
-                f"{_DIVERGENCE_ADVICE}"
+                f"the model became non-finite in epoch {epoch + 1} ({', '.join(bad) or 'on another process'})"
             )
 
     @staticmethod
@@ -441,7 +441,7 @@ class Trainer:
             save_checkpoint(
                 self.run_dir.checkpoint_path, self.model, self.model_config, data=self.info,
                 training=self.config.to_dict(), regularizer={"name": self.regularizer.name, "params": self.regularizer.config},
-                metrics=history[-1], epochs_completed=len(history),
+                metrics=history[-1], epochs_completed=len(history), name=self.run_dir.name,
             )
 
     def _status(self, state: str, epoch: int, step: int, history: list[dict[str, Any]], **extra: Any) -> None:
@@ -475,9 +475,8 @@ class Trainer:
             return self._run()
         except BaseException as error:
             if self._claimed and self.distributed.is_main and self.run_dir.read_status().get("state") != "failed":
-                reason = str(error) or type(error).__name__
                 with suppress(OSError):  # the folder went away or became unwritable: the error itself matters more
-                    self.run_dir.write_status("failed", reason=reason.splitlines()[0], pid=os.getpid())
+                    self.run_dir.write_status("failed", pid=os.getpid(), **reason_fields(error))
             raise
         finally:
             self.distributed.close()
@@ -513,7 +512,7 @@ class Trainer:
                                **self._evaluate(), "epoch_time_s": time.perf_counter() - epoch_start}
                     self._check_epoch(epoch, metrics)
                 except DivergenceError as error:
-                    self._status("failed", epoch, step, history, reason=str(error), started_at=started)
+                    self._status("failed", epoch, step, history, started_at=started, **reason_fields(error))
                     raise
                 finally:
                     bar.close()
@@ -530,8 +529,8 @@ class Trainer:
     def _stop(self, epoch: int, step: int, totals: torch.Tensor, history: list[dict[str, Any]], elapsed: float,
               started: float) -> list[dict[str, Any]]:
         self._save(epoch, step, totals, history, elapsed)
-        self._status("stopped", epoch, step, history, reason="stopped by a signal; continue with --resume",
-                     started_at=started)
+        self._status("stopped", epoch, step, history, started_at=started,
+                     **reason_fields("stopped and saved", Remedy("resume")))
         self._log(f"stopped at epoch {epoch + 1}, step {step}; saved; continue with --resume")
         return history
 
