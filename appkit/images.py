@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-import numpy as np
+import html
 
-__all__ = ["crisp"]
+import numpy as np
+import torch
+
+from interpgrad.viz import colorize, enlarge
+
+__all__ = ["colorbar_html", "crisp"]
 
 
 def crisp(image: np.ndarray, size: int = 192) -> np.ndarray:
     """A small image enlarged by an integer factor with nearest neighbour (the browser would blur a 32x32 model
-    input shown at 192 px); larger images are returned as they are."""
-    factor = size // max(image.shape[:2])
-    if factor <= 1:
-        return image
-    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+    input shown at 192 px); larger images are returned as they are (``interpgrad.viz.enlarge``)."""
+    return enlarge(image, size)
+
+
+def colorbar_html(cmap: str, signed: bool, labels: tuple[str, str | None, str]) -> str:
+    """A colour scale as HTML, sharp at any column width: the colormap as ``interpgrad.viz.colorize`` uses it (signed:
+    [-1, 1] with 0 in the middle) and the (low, middle, high) labels under its ends and centre."""
+    colours = colorize(torch.linspace(-1.0 if signed else 0.0, 1.0, 17), cmap, signed)
+    gradient = ", ".join(f"rgb({red},{green},{blue})" for red, green, blue in colours.tolist())
+    low, middle, high = (html.escape(label or "") for label in labels)
+    return (
+        f'<div style="height:10px;border:1px solid #888;background:linear-gradient(to right, {gradient})"></div>'
+        '<div style="display:flex;justify-content:space-between;font-size:0.75rem;line-height:1.2">'
+        f"<span>{low}</span><span>{middle}</span><span>{high}</span></div>"
+    )

@@ -3,6 +3,7 @@ confirmation step before something is deleted."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ class LoadedModel:
     model: nn.Module
     metadata: dict[str, Any]
     lock: threading.Lock
+    sha256: str  # of the file's bytes when it was loaded
 
 
 def zoo(include_broken: bool = False) -> list[ModelEntry]:
@@ -116,7 +118,9 @@ def confirm_deletion(request_key: str, item: str, label: str, consequence: str, 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _load(path: str, mtime: float) -> LoadedModel:
     model, metadata = load_checkpoint(path)
-    return LoadedModel(model, metadata, threading.Lock())
+    with open(path, "rb") as file:
+        sha256 = hashlib.file_digest(file, "sha256").hexdigest()
+    return LoadedModel(model, metadata, threading.Lock(), sha256)
 
 
 def load_model(entry: ModelEntry) -> LoadedModel:
@@ -134,4 +138,5 @@ def load_checkpoint_file(path: str | Path) -> LoadedModel:
 def compared_model(entry: ModelEntry) -> ComparedModel:
     """The cached model of a zoo entry, ready for ``interpgrad.comparison.compare`` (with its lock)."""
     loaded = load_model(entry)
-    return ComparedModel(entry.short_label, loaded.model, loaded.metadata, loaded.lock, key=entry.key)
+    return ComparedModel(entry.short_label, loaded.model, loaded.metadata, loaded.lock, key=entry.key,
+                         path=str(entry.path), sha256=loaded.sha256)

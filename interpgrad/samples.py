@@ -24,6 +24,7 @@ class Sample:
     image: np.ndarray  # uint8 RGB [H, W, 3]
     mask: np.ndarray | None = None  # bool [H, W] ground truth (shapes only)
     label: str | None = None
+    dataset: str | None = None  # the dataset the image comes from (models trained on it see it in their domain)
 
 
 @lru_cache(maxsize=4)
@@ -35,7 +36,7 @@ def shapes_samples(per_class: int = 1, image_size: int = 32) -> tuple[Sample, ..
         name = SHAPE_CLASSES[int(label)]
         if counts[name] < per_class:
             counts[name] += 1
-            samples.append(Sample(f"shapes: {name} #{counts[name]}", np.array(image), np.array(mask), name))
+            samples.append(Sample(f"shapes: {name} #{counts[name]}", np.array(image), np.array(mask), name, "shapes"))
     return tuple(sorted(samples, key=lambda s: (SHAPE_CLASSES.index(s.label), s.name)))
 
 

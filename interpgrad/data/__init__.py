@@ -10,7 +10,7 @@ from .base import ArrayDataset
 from .build import DATASETS, build_datasets, canonical_dataset_name, check_dataset
 from .cifar import CIFARDataset, download_cifar, load_cifar_arrays
 from .folder import IMAGENET_MEAN, IMAGENET_STD, ImageFolderDataset
-from .images import MAX_IMAGE_PIXELS, load_image, prepare_image, resize_center_crop
+from .images import IMAGE_FORMATS, MAX_IMAGE_PIXELS, describe_resize, load_image, prepare_image, resize_center_crop
 from .info import DataInfo
 from .shapes import (
     SHAPE_CLASSES,
@@ -31,6 +31,7 @@ __all__ = [
     "DataInfo",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "IMAGE_FORMATS",
     "ImageFolderDataset",
     "MAX_IMAGE_PIXELS",
     "RandomCropFlip",
@@ -45,6 +46,7 @@ __all__ = [
     "check_dataset",
     "clear_shapes_cache",
     "denormalize",
+    "describe_resize",
     "download_cifar",
     "generate_shapes",
     "load_cifar_arrays",

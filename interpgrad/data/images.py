@@ -20,6 +20,7 @@ __all__ = [
     "IMAGE_FORMATS",
     "MAX_IMAGE_PIXELS",
     "ImageSource",
+    "describe_resize",
     "load_image",
     "prepare_image",
     "resize_center_crop",
@@ -50,8 +51,23 @@ def _describe(source: ImageSource) -> str:
     return str(name) if isinstance(name, str) else "the image data"
 
 
-def _open(source: ImageSource, label: str) -> Image.Image:
-    """Open ``source`` lazily (header only), or a DataError saying why it cannot be an image."""
+def _is_empty(source: ImageSource) -> bool:
+    """Whether ``source`` holds no bytes at all (a file of size 0, empty bytes, a stream at its end)."""
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).stat().st_size == 0
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return len(source) == 0
+    try:
+        position = source.tell()
+        end = source.seek(0, io.SEEK_END)
+        source.seek(position)
+        return end == position
+    except (AttributeError, OSError, ValueError):  # not seekable: Pillow's own message stands
+        return False
+
+
+def _open(source: ImageSource, label: str, formats: Sequence[str] = IMAGE_FORMATS) -> Image.Image:
+    """Open ``source`` lazily (header only) as one of ``formats``, or a DataError saying why it cannot be an image."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
@@ -61,16 +77,21 @@ def _open(source: ImageSource, label: str) -> Image.Image:
         stream = io.BytesIO(bytes(source))
     else:
         stream = source
+    if _is_empty(source):
+        raise DataError(f"{label} is empty (0 bytes)")
     try:
-        return Image.open(stream, formats=IMAGE_FORMATS)
+        return Image.open(stream, formats=list(formats))
     except Image.DecompressionBombError:
         raise DataError(f"{label} is too large to decode safely (a decompression bomb?)") from None
     except UnidentifiedImageError:
-        raise DataError(
-            f"{label} is not an image in a supported format ({', '.join(IMAGE_FORMATS)}) or is corrupt"
-        ) from None
+        raise DataError(f"{label} is not an image in a supported format ({_format_names(formats)}) or is corrupt") from None
     except OSError as error:
         raise DataError(f"cannot read {label}: {error}") from None
+
+
+def _format_names(formats: Sequence[str]) -> str:
+    """Pillow's format names as a reader knows them (``WEBP`` -> ``WebP``; ``DIB``, BMP's headerless form, unsaid)."""
+    return ", ".join(dict.fromkeys({"WEBP": "WebP", "DIB": "BMP"}.get(name, name) for name in formats))
 
 
 def _check_pixels(image: Image.Image, label: str, max_pixels: int) -> None:
@@ -126,15 +147,21 @@ def _upright(image: Image.Image) -> Image.Image:
         return image
 
 
-def load_image(source: ImageSource, *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+def load_image(
+    source: ImageSource, *, max_pixels: int = MAX_IMAGE_PIXELS, formats: Sequence[str] = IMAGE_FORMATS
+) -> np.ndarray:
     """Read an image file, bytes or binary stream as 8-bit RGB, uint8 [H, W, 3].
 
-    Accepts PNG, JPEG, TIFF, BMP, WebP, GIF, PPM, TGA and ICO; 8- or 16-bit; grayscale, RGBA (composited on white),
-    palette, CMYK. Raises DataError for a missing file, a non-image, a truncated or corrupt file, or an image with
-    more than ``max_pixels`` pixels (checked from the header before decoding).
+    Accepts PNG, JPEG, TIFF, BMP, WebP, GIF, PPM, TGA and ICO (``formats``: fewer of ``IMAGE_FORMATS``, e.g. those a
+    file picker offers; the message for anything else lists them); 8- or 16-bit; grayscale, RGBA (composited on
+    white), palette, CMYK. Raises DataError for a missing or empty file, a non-image, a truncated or corrupt file, or
+    an image with more than ``max_pixels`` pixels (checked from the header before decoding).
     """
+    unknown = [name for name in formats if name not in IMAGE_FORMATS]
+    if unknown or not formats:
+        raise DataError(f"image formats must be some of {', '.join(IMAGE_FORMATS)}, got {', '.join(formats) or 'none'}")
     label = _describe(source)
-    image = _open(source, label)
+    image = _open(source, label, formats)
     try:
         _check_pixels(image, label, max_pixels)
         try:
@@ -204,6 +231,20 @@ def resize_center_crop(rgb: np.ndarray, image_size: int) -> np.ndarray:
             return np.ascontiguousarray(np.asarray(square))
         rgb = np.asarray(image.resize((new_width, new_height), Image.Resampling.BILINEAR, reducing_gap=_REDUCING_GAP))
     return np.ascontiguousarray(rgb[top : top + image_size, left : left + image_size])
+
+
+def describe_resize(height: int, width: int, image_size: int) -> str:
+    """How ``resize_center_crop`` makes a ``height x width`` image the model's ``image_size`` square, in words:
+    ``"1x1 upscaled to 32x32"``, ``"512x384 downscaled to 43x32 (shorter side 32), centre 32x32 cropped"``."""
+    if (height, width) == (image_size, image_size):
+        return f"{width}x{height}, not resized"
+    scale = image_size / min(height, width)
+    new_height, new_width = max(image_size, round(height * scale)), max(image_size, round(width * scale))
+    how = "upscaled" if scale > 1 else "downscaled" if scale < 1 else "kept at"
+    if new_height == new_width:
+        return f"{width}x{height} {how} to {image_size}x{image_size}"
+    resized = f"{width}x{height} {how} to {new_width}x{new_height}" if scale != 1 else f"{width}x{height}"
+    return f"{resized} (shorter side {image_size}), centre {image_size}x{image_size} cropped"
 
 
 def prepare_image(
