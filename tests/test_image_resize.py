@@ -75,3 +75,43 @@ def test_a_tiny_file_of_an_extreme_aspect_ratio_stays_small_in_memory() -> None:
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     shape, grown_mb = done.stdout.decode().rsplit(")", 1)
     assert shape + ")" == "(32, 32, 3)" and int(grown_mb) < 50, done.stdout.decode()
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "image_size", "said"),
+    [
+        (1, 1, 32, "1x1 upscaled to 32x32"),
+        (512, 512, 32, "512x512 downscaled to 32x32"),
+        (32, 32, 32, "32x32, not resized"),
+        (48, 40, 32, "40x48 downscaled to 32x38 (shorter side 32), centre 32x32 cropped"),
+        (10, 20, 32, "20x10 upscaled to 64x32 (shorter side 32), centre 32x32 cropped"),
+        (32, 48, 32, "48x32 (shorter side 32), centre 32x32 cropped"),
+    ],
+)
+def test_how_an_image_was_resized_is_said_as_resize_center_crop_does_it(height, width, image_size, said) -> None:  # type: ignore[no-untyped-def]
+    from interpgrad.data import describe_resize
+
+    assert describe_resize(height, width, image_size) == said
+    scale = image_size / min(height, width)
+    whole = (max(image_size, round(width * scale)), max(image_size, round(height * scale)))
+    assert (f"to {whole[0]}x{whole[1]}" in said) == (whole != (width, height))  # the size resize_center_crop uses
+
+
+def test_an_empty_file_says_it_is_empty_and_refusals_list_the_formats_asked_for(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from interpgrad.data import load_image
+    from interpgrad.errors import DataError
+
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    for source in (empty, b"", io.BytesIO(b"")):
+        with pytest.raises(DataError, match=r"is empty \(0 bytes\)"):
+            load_image(source)
+    gif = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(gif, format="GIF")
+    assert load_image(gif.getvalue()).shape == (4, 4, 3)  # every readable format by default
+    with pytest.raises(DataError, match=r"not an image in a supported format \(PNG, JPEG, WebP\) or is corrupt"):
+        load_image(gif.getvalue(), formats=["PNG", "JPEG", "WEBP"])
+    with pytest.raises(DataError, match=r"\(PNG, JPEG, TIFF, BMP, WebP, GIF, PPM, TGA, ICO\)"):
+        load_image(b"not an image")
+    with pytest.raises(DataError, match="image formats must be some of"):
+        load_image(b"", formats=["EPS"])
