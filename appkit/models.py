@@ -105,7 +105,7 @@ def confirm_deletion(request_key: str, item: str, label: str, consequence: str, 
     if st.session_state.get(request_key) != item:
         return False
     st.warning(f"Delete **{label}**? {consequence} This cannot be undone.")
-    yes, no, _ = st.columns([1, 1, 4])
+    yes, no, _ = st.columns([1, 1, 5], gap="small")
     if yes.button("Delete for good", type="primary", key=f"{key}.confirm"):
         del st.session_state[request_key]
         return True

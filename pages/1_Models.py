@@ -14,10 +14,6 @@ st.set_page_config(page_title="interpgrad · Models", layout="wide")
 st.title("Models")
 st.caption("Shipped checkpoints, runs trained on the Train page, and your uploads (safetensors + metadata; pickles are refused).")
 
-if "models.flash" in st.session_state:
-    kind, text = st.session_state.pop("models.flash")
-    (st.info if kind == "info" else st.success)(text)
-
 everything = zoo(include_broken=True)
 entries = [entry for entry in everything if entry.usable]
 drop_missing_choices("models.show", [entry.key for entry in entries])
@@ -47,10 +43,20 @@ if entries:
 st.subheader("Upload a checkpoint")
 st.caption("A `.safetensors` file saved by interpgrad (its metadata is inside), or any safetensors file with the "
            "`model.json` that describes it. It is named after the model its metadata describes.")
+
+
+def _flash(where: str) -> None:
+    """The message an action left for the next run of the page, shown where the action was (upload, delete)."""
+    if st.session_state.get("models.flash", ("",))[0] == where:
+        _, kind, text = st.session_state.pop("models.flash")
+        (st.info if kind == "info" else st.success)(text)
+
+
 with st.form("models.upload", clear_on_submit=True):
     weights = st.file_uploader("weights (.safetensors)", type=["safetensors"], key="models.upload.weights")
     metadata = st.file_uploader("metadata (.json, optional)", type=["json"], key="models.upload.metadata")
     submitted = st.form_submit_button("Add to the models")
+_flash("upload")
 if submitted:
     if weights is None:
         st.warning("Choose a .safetensors file first.")
@@ -60,17 +66,19 @@ if submitted:
                                 metadata.getvalue() if metadata is not None else None,
                                 metadata.name if metadata is not None else "the metadata file", existing=entries)
             if saved.already_there:
-                flash = ("info", f"{weights.name} is already here, as {saved.entry.short_label}: nothing was added.")
+                flash = ("upload", "info", f"{weights.name} is already here, as {saved.entry.short_label}: nothing was added.")
             else:
                 renamed = (f" Another upload is called {saved.wanted}, so this one is called {saved.entry.name}."
                            if saved.entry.name != saved.wanted else "")
-                flash = ("success", f"Added {saved.entry.label}.{renamed} It is now available on every page.")
+                flash = ("upload", "success", f"Added {saved.entry.label}.{renamed} It is now available on every page.")
             st.session_state["models.flash"] = flash
             st.rerun()
 
 deletable = {entry.key: entry for entry in everything if entry.deletable}
-if deletable:
+if deletable or "models.flash" in st.session_state:
     st.subheader("Delete a run or an upload")
+    _flash("delete")
+if deletable:
     st.caption("Shipped checkpoints stay. A run that is still training cannot be deleted: stop it on the Train page first.")
     key = st.selectbox("Model", list(deletable), format_func=lambda key: deletable[key].label, key="models.delete.choice")
     if st.button("Delete…", key="models.delete"):
@@ -80,5 +88,5 @@ if deletable:
     if confirm_deletion("models.delete.request", key, entry.short_label, what, "models.delete"):
         with readable_errors(f"{entry.short_label} was not deleted"):
             delete_model(entry)
-            st.session_state["models.flash"] = ("success", f"Deleted {entry.short_label}.")
+            st.session_state["models.flash"] = ("delete", "success", f"Deleted {entry.short_label}.")
             st.rerun()

@@ -27,9 +27,6 @@ st.caption("Each run is `python -m interpgrad train` in the background: it keeps
 RUNS = default_directories()["run"]
 IMAGE_SIZES = [32, 64, 96, 128, 224]
 
-if "train.flash" in st.session_state:
-    st.success(st.session_state.pop("train.flash"))
-
 with st.expander("New run", expanded=not list(list_runs(RUNS))):
     regularizer = st.selectbox("Regularizer", list(REGULARIZERS), index=list(REGULARIZERS).index("guided"),
                                format_func=lambda name: f"{name} — {REGULARIZERS[name].description}", key="train.regularizer", persist_state="session")
@@ -134,6 +131,8 @@ def _started_banner(runs: list[RunDir]) -> None:
 @st.fragment(run_every=2)
 def runs_panel() -> None:
     runs = list(list_runs(RUNS))
+    if "train.flash" in st.session_state:  # what a button of a run left, e.g. "Deleted <run>."
+        st.success(st.session_state.pop("train.flash"))
     _started_banner(runs)
     if not runs:
         st.info("No runs yet.")
