@@ -21,32 +21,17 @@ from interpgrad import ModelConfig, build_model, save_checkpoint
 from interpgrad.errors import REMEDIES, Remedy
 from interpgrad.jobs import reason_fields
 from interpgrad.training import RunDir
+from test_app import ROOT, TIMEOUT, _no_exception, _page, isolated_folders  # noqa: F401 (the folders, autouse)
 
-ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 120
 SHIPPED = ROOT / "checkpoints"
 CONFIG = ModelConfig("resnet18", num_classes=10, width=0.125)
 
 
-@pytest.fixture(autouse=True)
-def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """The shipped checkpoints as they are; runs and uploads in a temporary folder."""
-    found = {"run": tmp_path / "runs", "upload": tmp_path / "uploads"}
-    monkeypatch.setenv("INTERPGRAD_RUNS", str(found["run"]))
-    monkeypatch.setenv("INTERPGRAD_UPLOADS", str(found["upload"]))
-    monkeypatch.chdir(ROOT)
-    return found
-
-
-def _page(path: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT)
-    at.run()
+def _opened(path: str) -> AppTest:
+    """The page after its first run, which raised nothing."""
+    at = _page(path)
     _no_exception(at)
     return at
-
-
-def _no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
 
 
 def _texts(at: AppTest) -> list[str]:
@@ -124,13 +109,13 @@ def test_training_curves_give_other_recorded_quantities_a_panel_of_their_own() -
 
 
 def test_models_page_curves_read_as_the_legend_says() -> None:
-    at = _page("pages/1_Models.py")
+    at = _opened("pages/1_Models.py")
     _check_curves_encoding(_figure(at), ["shapes-resnet18-baseline (shipped)", "shapes-resnet18-guided (shipped)"])
 
 
-def test_train_page_curves_of_a_run(folders: dict[str, Path]) -> None:
-    _run_like_shipped(folders, "done", state="finished", epoch=12, epochs=12, step=0, steps_per_epoch=156)
-    at = _page("pages/3_Train.py")
+def test_train_page_curves_of_a_run(isolated_folders: dict[str, Path]) -> None:
+    _run_like_shipped(isolated_folders, "done", state="finished", epoch=12, epochs=12, step=0, steps_per_epoch=156)
+    at = _opened("pages/3_Train.py")
     _check_curves_encoding(_figure(at), ["done"])
 
 
@@ -148,9 +133,9 @@ def test_every_remedy_has_words_for_the_page() -> None:
                           "contains cifar-100-python"),
     ("imagefolder", "", "needs a data root; fill in the Data folder"),
 ])
-def test_train_page_says_what_to_do_with_its_own_controls(tmp_path: Path, folders: dict[str, Path], dataset: str,
+def test_train_page_says_what_to_do_with_its_own_controls(tmp_path: Path, isolated_folders: dict[str, Path], dataset: str,
                                                           root: str, expected: str) -> None:
-    at = _page("pages/3_Train.py")
+    at = _opened("pages/3_Train.py")
     at.selectbox(key="train.dataset").set_value(dataset).run()
     if root:
         at.text_input(key="train.data_root").set_value(str(tmp_path)).run()
@@ -159,7 +144,7 @@ def test_train_page_says_what_to_do_with_its_own_controls(tmp_path: Path, folder
     errors = [error.value for error in at.error]
     assert len(errors) == 1 and expected in errors[0], errors
     assert "--" not in errors[0]
-    assert not folders["run"].exists() or not any(folders["run"].iterdir())
+    assert not isolated_folders["run"].exists() or not any(isolated_folders["run"].iterdir())
 
 
 @pytest.mark.parametrize("state, fields, expected", [
@@ -169,18 +154,18 @@ def test_train_page_says_what_to_do_with_its_own_controls(tmp_path: Path, folder
      "the last good checkpoint is kept; start a new run with a lower Learning rate or lam, or with Gradient clipping"),
     ("failed", {"reason": "an older run's reason"}, "an older run's reason"),
 ])
-def test_a_runs_reason_is_said_with_the_page_controls(folders: dict[str, Path], state: str, fields: dict,
+def test_a_runs_reason_is_said_with_the_page_controls(isolated_folders: dict[str, Path], state: str, fields: dict,
                                                       expected: str) -> None:
-    run = _run_like_shipped(folders, "r", state=state, epoch=1, epochs=12, step=3, steps_per_epoch=156, **fields)
+    run = _run_like_shipped(isolated_folders, "r", state=state, epoch=1, epochs=12, step=3, steps_per_epoch=156, **fields)
     RunDir(run.path).resume_path.write_bytes(b"")  # resumable
-    at = _page("pages/3_Train.py")
+    at = _opened("pages/3_Train.py")
     shown = [text for text in _texts(at) if expected in text]
     assert shown and "--" not in shown[0], _texts(at)
     assert at.button(key="resume.r").label == "Resume"  # the control the message names is there
 
 
 def test_the_gradient_clipping_the_advice_names_is_sent_with_the_run(monkeypatch: pytest.MonkeyPatch,
-                                                                     folders: dict[str, Path]) -> None:
+                                                                     isolated_folders: dict[str, Path]) -> None:
     import interpgrad.training.launcher as launcher
 
     sent: list[list[str]] = []
@@ -191,7 +176,7 @@ def test_the_gradient_clipping_the_advice_names_is_sent_with_the_run(monkeypatch
         job.write_status("running", pid=os.getpid(), starting=True)
 
     monkeypatch.setattr(launcher, "spawn", spawn)
-    at = _page("pages/3_Train.py")
+    at = _opened("pages/3_Train.py")
     at.number_input(key="train.clip_grad_norm").set_value(2.5).run()
     at.button(key="train.start").click().run()
     _no_exception(at)
@@ -201,18 +186,18 @@ def test_the_gradient_clipping_the_advice_names_is_sent_with_the_run(monkeypatch
 # ---------------------------------------------------------------------------------------------------- 8: progress, banner
 
 
-def test_a_stopped_run_shows_where_it_stopped(folders: dict[str, Path]) -> None:
+def test_a_stopped_run_shows_where_it_stopped(isolated_folders: dict[str, Path]) -> None:
     """Stopped in its second epoch of three, at step 78 of 156: half of epoch 2 is half of the bar's second third."""
-    _run_like_shipped(folders, "halfway", state="stopped", epoch=1, epochs=3, step=78, steps_per_epoch=156,
+    _run_like_shipped(isolated_folders, "halfway", state="stopped", epoch=1, epochs=3, step=78, steps_per_epoch=156,
                       **reason_fields("stopped and saved", Remedy("resume")))
-    at = _page("pages/3_Train.py")
+    at = _opened("pages/3_Train.py")
     (bar,) = at.get("progress")
     assert bar.proto.value == 50 and bar.proto.text == "epoch 2/3, step 78/156"
     assert any("**halfway** — ⏸ stopped" in markdown.value for markdown in at.markdown)
 
 
-def test_the_started_banner_goes_once_the_run_has_ended(folders: dict[str, Path]) -> None:
-    run = _run_like_shipped(folders, "fresh", state="running", pid=os.getpid(), starting=True)
+def test_the_started_banner_goes_once_the_run_has_ended(isolated_folders: dict[str, Path]) -> None:
+    run = _run_like_shipped(isolated_folders, "fresh", state="running", pid=os.getpid(), starting=True)
     at = AppTest.from_file(str(ROOT / "pages" / "3_Train.py"), default_timeout=TIMEOUT)
     at.session_state["train.started"] = "fresh"  # as the Start button leaves it
     at.run()
@@ -229,7 +214,7 @@ def test_the_started_banner_goes_once_the_run_has_ended(folders: dict[str, Path]
 
 
 def test_training_images_and_image_size_follow_the_dataset() -> None:
-    at = _page("app.py")
+    at = _opened("app.py")
     at.switch_page("pages/3_Train.py").run()
     n_train, size = (lambda: at.number_input(key="train.n_train")), (lambda: at.selectbox(key="train.image_size"))
     assert n_train().value == 10000 and size().value == 32
@@ -266,33 +251,33 @@ def _upload(at: AppTest, name: str, content: bytes) -> AppTest:
     return at
 
 
-def test_an_upload_is_named_after_its_model_and_kept_once(tmp_path: Path, folders: dict[str, Path]) -> None:
+def test_an_upload_is_named_after_its_model_and_kept_once(tmp_path: Path, isolated_folders: dict[str, Path]) -> None:
     path = save_checkpoint(tmp_path / "a", build_model(CONFIG), CONFIG, name="guided-0312",
                            training={"out": "runs/guided-0312"}, regularizer={"name": "guided", "params": {"lam": 0.01}})
-    at = _upload(_page("pages/1_Models.py"), "model.safetensors", path.read_bytes())
+    at = _upload(_opened("pages/1_Models.py"), "model.safetensors", path.read_bytes())
     assert any(s.value.startswith("Added guided-0312 (upload:") for s in at.success), _texts(at)
     at = _upload(at, "model.safetensors", path.read_bytes())
     assert [i.value for i in at.info] == ["model.safetensors is already here, as guided-0312 (upload): nothing was added."]
-    assert [p.name for p in folders["upload"].iterdir()] == ["guided-0312"]
+    assert [p.name for p in isolated_folders["upload"].iterdir()] == ["guided-0312"]
     shipped = (SHIPPED / "shapes-resnet18-guided" / "model.safetensors").read_bytes()
     at = _upload(at, "copy.safetensors", shipped)
     assert [i.value for i in at.info] == ["copy.safetensors is already here, as shapes-resnet18-guided (shipped): "
                                           "nothing was added."]
-    assert [p.name for p in folders["upload"].iterdir()] == ["guided-0312"]
+    assert [p.name for p in isolated_folders["upload"].iterdir()] == ["guided-0312"]
 
 
-def test_another_model_of_the_same_name_gets_a_suffix(tmp_path: Path, folders: dict[str, Path]) -> None:
+def test_another_model_of_the_same_name_gets_a_suffix(tmp_path: Path, isolated_folders: dict[str, Path]) -> None:
     paths = [save_checkpoint(tmp_path / str(i), build_model(CONFIG), CONFIG, name="mine") for i in range(2)]
-    at = _upload(_page("pages/1_Models.py"), "model.safetensors", paths[0].read_bytes())
+    at = _upload(_opened("pages/1_Models.py"), "model.safetensors", paths[0].read_bytes())
     at = _upload(at, "model.safetensors", paths[1].read_bytes())
     assert any("Another upload is called mine, so this one is called mine-2." in s.value for s in at.success), _texts(at)
-    assert sorted(p.name for p in folders["upload"].iterdir()) == ["mine", "mine-2"]
+    assert sorted(p.name for p in isolated_folders["upload"].iterdir()) == ["mine", "mine-2"]
 
 
-def test_uploads_and_runs_are_deleted_after_a_confirmation(tmp_path: Path, folders: dict[str, Path]) -> None:
+def test_uploads_and_runs_are_deleted_after_a_confirmation(tmp_path: Path, isolated_folders: dict[str, Path]) -> None:
     path = save_checkpoint(tmp_path / "a", build_model(CONFIG), CONFIG, name="doomed")
-    at = _upload(_page("pages/1_Models.py"), "model.safetensors", path.read_bytes())
-    _run_like_shipped(folders, "old-run", state="finished", epoch=12, epochs=12, step=0, steps_per_epoch=156)
+    at = _upload(_opened("pages/1_Models.py"), "model.safetensors", path.read_bytes())
+    _run_like_shipped(isolated_folders, "old-run", state="finished", epoch=12, epochs=12, step=0, steps_per_epoch=156)
     at.run()
     choice = at.selectbox(key="models.delete.choice")
     keys = [option.split(" (")[0] for option in choice.options]
@@ -301,40 +286,40 @@ def test_uploads_and_runs_are_deleted_after_a_confirmation(tmp_path: Path, folde
     at.button(key="models.delete").click().run()
     assert any("Delete **doomed (upload)**?" in w.value for w in at.warning)
     at.button(key="models.delete.cancel").click().run()
-    assert not any("Delete **" in w.value for w in at.warning) and (folders["upload"] / "doomed").is_dir()
+    assert not any("Delete **" in w.value for w in at.warning) and (isolated_folders["upload"] / "doomed").is_dir()
     at.button(key="models.delete").click().run()
     at.button(key="models.delete.confirm").click().run()
     _no_exception(at)
     assert "Deleted doomed (upload)." in [s.value for s in at.success]
-    assert not (folders["upload"] / "doomed").exists()
+    assert not (isolated_folders["upload"] / "doomed").exists()
     assert "doomed" not in at.dataframe[0].value["name"].tolist()
 
-    at = _page("pages/3_Train.py")
+    at = _opened("pages/3_Train.py")
     at.button(key="delete.old-run").click().run()
     assert any("Delete **old-run**?" in w.value for w in at.warning)
     at.button(key="delete.old-run.confirm").click().run()
     _no_exception(at)
-    assert "Deleted old-run." in [s.value for s in at.success] and not (folders["run"] / "old-run").exists()
+    assert "Deleted old-run." in [s.value for s in at.success] and not (isolated_folders["run"] / "old-run").exists()
 
 
-def test_a_running_run_cannot_be_deleted(folders: dict[str, Path]) -> None:
-    _run_like_shipped(folders, "busy", state="running", pid=os.getpid(), epoch=1, epochs=3, step=2, steps_per_epoch=9)
-    at = _page("pages/3_Train.py")
+def test_a_running_run_cannot_be_deleted(isolated_folders: dict[str, Path]) -> None:
+    _run_like_shipped(isolated_folders, "busy", state="running", pid=os.getpid(), epoch=1, epochs=3, step=2, steps_per_epoch=9)
+    at = _opened("pages/3_Train.py")
     assert "delete.busy" not in [button.key for button in at.button] and at.button(key="stop.busy")
-    at = _page("pages/1_Models.py")
+    at = _opened("pages/1_Models.py")
     at.selectbox(key="models.delete.choice").set_value("run/busy").run()
     at.button(key="models.delete").click().run()
     at.button(key="models.delete.confirm").click().run()
     _no_exception(at)
     assert any("busy (run) was not deleted: busy is running; stop it first" in e.value for e in at.error)
-    assert (folders["run"] / "busy" / "model.safetensors").is_file()
+    assert (isolated_folders["run"] / "busy" / "model.safetensors").is_file()
 
 
 # ---------------------------------------------------------------------------------------------------- 18: the table
 
 
 def test_models_table_has_the_validation_cosine_and_the_regularizer_parameters() -> None:
-    at = _page("pages/1_Models.py")
+    at = _opened("pages/1_Models.py")
     table = at.dataframe[0].value.set_index("name")
     for name in ("shapes-resnet18-baseline", "shapes-resnet18-guided"):
         metadata = json.loads((SHIPPED / name / "model.json").read_text())
