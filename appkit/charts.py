@@ -9,8 +9,9 @@ from plotly.subplots import make_subplots
 
 __all__ = ["SPLITS", "curve_quantities", "metric_curves", "metric_title", "model_colours", "summary_bars", "training_curves"]
 
-# Training curves: a metrics.jsonl key is "<split>_<quantity>"; each quantity gets a panel, each split a line style.
-SPLITS = {"train": ("train", "solid"), "val": ("validation", "dash")}
+# Training curves: a metrics.jsonl key is "<split>_<quantity>"; each quantity gets a panel, each split a line style
+# and a marker (which tell the splits apart where a run has one epoch, a point and no line).
+SPLITS = {"train": ("train", "solid", "circle"), "val": ("validation", "dash", "circle-open")}
 _QUANTITIES = {"loss": "loss", "accuracy": "accuracy", "alignment": "cosine(standard, guided)"}  # known, in this order
 _LOSS_PARTS = ("classification", "regularization")  # the two terms of the loss: its panel already shows their sum
 _LEGEND_LINE = 21  # px per legend line (entry or title) at the default font
@@ -47,23 +48,28 @@ def training_curves(runs: Mapping[str, Sequence[Mapping[str, Any]]], height: int
     for index, quantity in enumerate(quantities):
         row, column = index // columns + 1, index % columns + 1
         for name, history in runs.items():
-            for prefix, (split, dash) in SPLITS.items():
+            for prefix, (split, dash, symbol) in SPLITS.items():
                 points = [(line["epoch"], line[f"{prefix}_{quantity}"]) for line in history
                           if isinstance(line.get(f"{prefix}_{quantity}"), (int, float)) and "epoch" in line]
                 if not points:
                     continue
                 epochs, values = zip(*points)
                 last_epoch = max(last_epoch, *epochs)
+                if quantity == "accuracy":  # in percent, so that the axis picks as many decimals as its ticks need
+                    values = tuple(100 * value for value in values)
                 figure.add_trace(go.Scatter(
                     x=epochs, y=values, mode="lines+markers", name=f"{name} · {split}", legendgroup=name,
-                    showlegend=False, line=dict(color=colours[name], dash=dash, width=2), marker=dict(size=5),
-                    hovertemplate=f"epoch %{{x}}<br>{_QUANTITIES.get(quantity, quantity)} %{{y:.4g}}<extra>{name} · {split}</extra>",
+                    showlegend=False, line=dict(color=colours[name], dash=dash, width=2), marker=dict(size=6, symbol=symbol),
+                    hovertemplate=f"epoch %{{x}}<br>{_QUANTITIES.get(quantity, quantity)} %{{y:.4g}}"
+                                  f"{'%' if quantity == 'accuracy' else ''}<extra>{name} · {split}</extra>",
                 ), row=row, col=column)
         if quantity == "accuracy":
-            figure.update_yaxes(tickformat=".0%", row=row, col=column)
+            figure.update_yaxes(ticksuffix="%", row=row, col=column)
     model_lines = len(runs) if len(runs) > 1 else 0
     _curve_legend(figure, colours if model_lines else {})
-    figure.update_xaxes(title_text="epoch", title_standoff=4, dtick=max(1, -(-last_epoch // 8)), tick0=1)
+    pad = max(0.3, 0.03 * last_epoch)  # no epoch 0 on the axis, and a lone first epoch in the middle
+    figure.update_xaxes(title_text="epoch", title_standoff=4, dtick=max(1, -(-last_epoch // 8)), tick0=1,
+                        range=[1 - pad, last_epoch + pad])
     margin = dict(l=10, r=10, t=40, b=10)
     # The runs' legend at the top right, the line styles' under it: legend lines are ~20 px (plus a title line).
     below = (_LEGEND_LINE * (model_lines + 1) + 12) / (height - margin["t"] - margin["b"]) if model_lines else 0.0
@@ -82,10 +88,10 @@ def _curve_legend(figure: go.Figure, colours: Mapping[str, str]) -> None:
     for name, colour in colours.items():
         figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, legendgroup=name, showlegend=True,
                                     line=dict(color=colour, width=3), hoverinfo="skip", legend="legend"))
-    for split, dash in SPLITS.values():
-        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=split, legendgroup=f"split {split}",
+    for split, dash, symbol in SPLITS.values():
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines+markers", name=split, legendgroup=f"split {split}",
                                     showlegend=True, line=dict(color="#555555", dash=dash, width=2),
-                                    hoverinfo="skip", legend="legend2"))
+                                    marker=dict(size=6, symbol=symbol), hoverinfo="skip", legend="legend2"))
 
 
 # ---------------------------------------------------------------------------------------------------- evaluations

@@ -49,7 +49,7 @@ with st.expander("New run", expanded=not list(list_runs(RUNS))):
     epochs = right.number_input("Epochs", 1, 1000, 3, key="train.epochs", persist_state="session")
     follow_default("train.n_train", dataset, SPLIT_SIZES["train"] if dataset == "shapes" else 0)
     n_train = right.number_input("Training images (0 = all)", 0, 10_000_000, step=256, key="train.n_train",
-                                 persist_state="session", help="the first images of a shuffle by the seed")
+                                 persist_state="session")
     devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     device = right.selectbox("Device", devices, key="train.device", persist_state="session", help="auto: the GPU when there is one")
     with st.expander("Optimisation"):
@@ -84,6 +84,7 @@ with st.expander("New run", expanded=not list(list_runs(RUNS))):
 _BADGES = {"running": "🟢 running", "finished": "✅ finished", "failed": "❌ failed", "stopped": "⏸ stopped",
            "interrupted": "⚠️ interrupted", "new": "… starting"}
 _MESSAGE = {"failed": st.error, "interrupted": st.warning}  # any other state's reason is information
+_FLASH_SECONDS = 10
 
 
 def _show_run(run: RunDir) -> None:
@@ -95,20 +96,20 @@ def _show_run(run: RunDir) -> None:
     message = status_message(status)
     if message:
         _MESSAGE.get(state, st.info)(message)
-    buttons = st.columns(6)
-    if state == "running" and buttons[0].button("Stop", key=f"stop.{run.name}", help="saves and stops after the current step"):
+    slots = iter(st.columns(6))  # the buttons that apply, side by side
+    if state == "running" and next(slots).button("Stop", key=f"stop.{run.name}", help="saves and stops after the current step"):
         stop_run(run)
     if state in ("stopped", "failed", "interrupted") and run.can_resume():
-        if buttons[0].button("Resume", key=f"resume.{run.name}"):
+        if next(slots).button("Resume", key=f"resume.{run.name}"):
             with train_errors(f"{run.name} was not resumed"):
                 resume_run(run)
-    if state != "running" and buttons[1].button("Delete", key=f"delete.{run.name}", help="asks to confirm first"):
+    if state != "running" and next(slots).button("Delete", key=f"delete.{run.name}", help="asks to confirm first"):
         st.session_state["train.delete"] = run.name
     if confirm_deletion("train.delete", run.name, run.name, "Its checkpoint, curves and log are removed, and it leaves "
                         "the models.", f"delete.{run.name}"):
         with train_errors(f"{run.name} was not deleted"):
             delete_run(run)
-            st.session_state["train.flash"] = f"Deleted {run.name}."
+            st.session_state["train.flash"] = (f"Deleted {run.name}.", time.time())
             st.rerun()
     metrics = run.read_metrics()
     if metrics:
@@ -131,8 +132,12 @@ def _started_banner(runs: list[RunDir]) -> None:
 @st.fragment(run_every=2)
 def runs_panel() -> None:
     runs = list(list_runs(RUNS))
-    if "train.flash" in st.session_state:  # what a button of a run left, e.g. "Deleted <run>."
-        st.success(st.session_state.pop("train.flash"))
+    if "train.flash" in st.session_state:  # what a button of a run left ("Deleted <run>."), for a few refreshes
+        text, since = st.session_state["train.flash"]
+        if time.time() - since < _FLASH_SECONDS:
+            st.success(text)
+        else:
+            del st.session_state["train.flash"]
     _started_banner(runs)
     if not runs:
         st.info("No runs yet.")

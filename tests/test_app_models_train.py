@@ -66,6 +66,7 @@ def _check_curves_encoding(figure: dict[str, Any], models: list[str]) -> None:
         model, split = trace["name"].rsplit(" · ", 1)
         colours.setdefault(model, set()).add(trace["line"]["color"])
         assert trace["line"]["dash"] == {"train": "solid", "validation": "dash"}[split], trace["name"]
+        assert trace["marker"]["symbol"] == {"train": "circle", "validation": "circle-open"}[split]  # one epoch: a dot
         assert not trace.get("showlegend", True)  # the legend has one entry per model and per style, not per trace
     assert sorted(colours) == sorted(models)
     assert all(len(found) == 1 for found in colours.values()), colours  # the same colour in every panel

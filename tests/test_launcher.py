@@ -128,7 +128,8 @@ def test_a_status_keeps_the_reason_in_flags_and_the_remedy_apart() -> None:
      "resuming at epoch 2/2, step 78/156", 0.75),
     ({"state": "failed", "epoch": 2, "epochs": 3, "step": 0, "steps_per_epoch": 10}, "epoch 3/3, step 0/10", 2 / 3),
     ({"state": "finished", "epoch": 3, "epochs": 3, "step": 0, "steps_per_epoch": 10}, "3/3 epochs", 1.0),
-    ({"state": "interrupted", "epoch": "?", "epochs": None}, "starting", 0.0),  # whatever a status holds
+    ({"state": "failed", "reason": "no such folder", "pid": 1}, "before its first step", 0.0),  # failed in set-up
+    ({"state": "interrupted", "epoch": "?", "epochs": None}, "before its first step", 0.0),  # whatever a status holds
 ])
 def test_a_runs_progress_is_where_it_stands(status: dict, described: str, fraction: float) -> None:
     progress = RunProgress.from_status(status)

@@ -62,10 +62,11 @@ class RunProgress:
         return min(1.0, (done + (step / steps if steps else 0.0)) / epochs)
 
     def describe(self) -> str:
-        """"epoch 2/3, step 40/156" (the epoch it is in, counted from 1), "3/3 epochs" when all are done, "starting"
-        while nothing is known, "resuming at epoch 1/3, step 4/156" while a stopped run starts again."""
+        """Where the run stands in words: ``epoch 2/3, step 40/156`` (the epoch it is in, counted from 1), ``3/3
+        epochs`` when all are done, ``resuming at epoch 1/3, step 4/156`` while a stopped run starts again, and
+        ``starting`` (or, once it has ended, ``before its first step``) while nothing is known."""
         if not self.known:
-            return "starting"
+            return "starting" if self.state in ("new", "running") else "before its first step"
         done, epochs, step = self.epochs_done or 0, self.epochs or 0, self.step or 0
         if self.state == "finished" or (done >= epochs and not step):
             return f"{min(done, epochs)}/{epochs} epochs"
