@@ -4,9 +4,10 @@
     python benchmarks/explore_grid.py --repeats 9 --image astronaut
 
 For each setting (ours only; ours with Captum beside it) the median of interleaved runs of
-``interpgrad.comparison.compare`` (preprocessing, predictions, every map) plus drawing every panel the page shows
-(overlay at the default display options), and the same through the real page in Streamlit's AppTest (click
-"Explain" to the rendered grid; includes Streamlit's own work). Per-method medians show where the time goes.
+``interpgrad.comparison.compare`` (preprocessing, predictions, cos(standard, guided), every map) plus drawing every
+panel the page shows (``Comparison.render`` at the default display options: overlays, A - B maps), and the same
+through the real page in Streamlit's AppTest (click "Explain" to the rendered grid; includes Streamlit's own work).
+Per-method medians show where the time goes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from interpgrad.comparison import ComparedModel, compare  # noqa: E402
 from interpgrad.samples import sample_images  # noqa: E402
 from interpgrad.training import load_checkpoint  # noqa: E402
+from interpgrad.viz import DisplayOptions  # noqa: E402
 from interpgrad.zoo import discover_models  # noqa: E402
 
 METHODS = ["gradient", "guided_backprop", "smoothgrad", "gradcam", "gradcam++", "scorecam", "layercam", "guided_gradcam"]
@@ -35,9 +37,7 @@ METHODS = ["gradient", "guided_backprop", "smoothgrad", "gradcam", "gradcam++", 
 def _grid_seconds(models: list[ComparedModel], image, with_captum: bool) -> tuple[float, dict[str, float]]:
     start = time.perf_counter()
     result = compare(models, image, METHODS, with_captum=with_captum)
-    for row in result.rows:
-        for cell in row.cells:
-            result.panel(row, cell, "jet", 0.5, False, 99.5)
+    result.render(DisplayOptions(), 192)  # every panel, colour scale and A - B map, as the page draws them
     per_column = {}
     for row in result.rows:
         for cell in row.cells:

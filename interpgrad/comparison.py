@@ -269,9 +269,9 @@ class GridView:
 
     @property
     def difference_labels(self) -> tuple[str, str, str]:
-        """The (low, middle, high) labels of the A - B colour scale."""
+        """The (low, middle, high) labels of the A - B colour scale: high where A's map is higher."""
         limit = self.differences[0].limit if self.differences else (2.0 if self.display.signed else 1.0)
-        return f"-{limit:g} (B higher)", "0", f"+{limit:g} (A higher)"
+        return f"-{limit:g}", "0", f"+{limit:g}"
 
     def colorbar(self, method: str, width: int = 160) -> np.ndarray:
         """``method``'s colour scale as a picture (``scale_labels``)."""
@@ -448,7 +448,8 @@ class Comparison:
             rows.append(GridRow(panels, captions, difference.label))
         if view.differences:
             bar = view.difference_colorbar(panel_size)
-            rows.append(GridRow([bar], ["A - B scale"], height=bar.shape[0]))
+            rows.append(GridRow([bar], ["A - B scale: high where A's map is higher, low where B's is"],
+                                height=bar.shape[0]))
         title = f"{self.image_name} - {self.summary}\n{display.describe()}"
         if view.difference_note:
             title += f"\n{view.difference_note}"

@@ -198,23 +198,27 @@ if stored is not None:
                                     "shapes samples have one)")
     display = DisplayOptions(cmap, alpha, signed, percentile, scale, outline and result.mask is not None)
     keys = [row.key for row in result.rows]
+    names = {row.key: row.name for row in result.rows}
     reference = None
+    more = st.columns([3, 2], vertical_alignment="bottom")
     if len(keys) > 1:
         _keep_valid("explore.reference", keys)
-        names = {row.key: row.name for row in result.rows}
-        reference = st.selectbox("A in the A - B rows (minus every other model)", keys, key="explore.reference",
-                                 persist_state="session", format_func=lambda key: names[key])
-    scores = _grid_scores(result, entries) if st.toggle(
+        reference = more[0].selectbox("A in the A - B rows (minus every other model)", keys, key="explore.reference",
+                                      persist_state="session", format_func=lambda key: names[key])
+    scores = _grid_scores(result, entries) if more[1].toggle(
         "Scores under the maps", key="explore.show_scores", persist_state="session",
         help="insertion and deletion AUC of every map and, when the image has a ground-truth mask (the shapes "
              "samples), the energy pointing game; computed once per grid, when first shown") else None
     view = result.render(display, PANEL, reference)
 
+    # Names and colour scales in rows of their own: a name that wraps does not push its scale out of line.
     widths = [1] * (len(result.methods) + 1)
     header = st.columns(widths)
     header[0].markdown("**input**")
     for slot, method in zip(header[1:], result.methods):
-        slot.markdown(f"**{method}**", help=method_help(method))
+        slot.markdown(f"**{method.replace('_', '_' + chr(0x200B))}**", help=method_help(method))  # may break after _
+    header = st.columns(widths)
+    for slot, method in zip(header[1:], result.methods):
         slot.html(colorbar_html(display.colormap, display.signed, view.scale_labels(method)))
     for row in result.rows:
         label = entries[row.key].label if row.key in entries else row.name
@@ -239,16 +243,15 @@ if stored is not None:
                     column = f"{method} (Captum)"
                     cell, panel = by_column[column], view.panels[(row.key, column)]
                     caption = panel.note if panel.image is None else " · ".join(
-                        text for text in ("Captum", panel.note, cell.agreement_text, f"{cell.seconds * 1000:.0f} ms") if text)
+                        text for text in (panel.note, cell.agreement_text, f"{cell.seconds * 1000:.0f} ms") if text)
                     _panel(slot, panel, caption, scores, (row.key, column))
-    names = {row.key: row.name for row in result.rows}
     for difference in view.differences:
         st.markdown(f"**A - B: {names[difference.minuend]} - {names[difference.subtrahend]}**",
                     help="Each method's map of A minus B's, both normalised as the grid shows them (so in display "
                          f"units, -{difference.limit:g} to +{difference.limit:g}), on one scale for the whole row.")
         slots = st.columns(widths)
         slots[0].html(colorbar_html(display.difference_colormap, True, view.difference_labels))
-        slots[0].caption(f"{display.difference_colormap}: the high end where A's map is higher")
+        slots[0].caption(f"{display.difference_colormap}: high where A's map is higher, low where B's is")
         for slot, method in zip(slots[1:], result.methods):
             if method in difference.panels:
                 panel = difference.panels[method]

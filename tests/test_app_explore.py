@@ -229,7 +229,8 @@ def test_the_grid_has_headers_predictions_notes_and_captum_on_a_row_of_its_own()
     at = _page()
     at.selectbox(key="explore.sample").set_value("photo: astronaut")
     _explain(at, ["gradient", "gradcam", "layercam"], captum=True)
-    headers = {m.value: m.proto.help for m in at.markdown if m.value.startswith("**") and m.value.endswith("**")}
+    headers = {m.value.replace(chr(0x200B), ""): m.proto.help for m in at.markdown
+               if m.value.startswith("**") and m.value.endswith("**")}
     for method in ("gradient", "gradcam", "layercam"):
         assert headers[f"**{method}**"] == method_help(method)
     assert "alpha_k = (1/hw) sum_ij g^k_ij" in headers["**gradcam**"]  # the formula, from the registry
@@ -239,7 +240,7 @@ def test_the_grid_has_headers_predictions_notes_and_captum_on_a_row_of_its_own()
     assert len(domain) == 2 and "trained on shapes images" in domain[0]
     assert sum("512x512 downscaled to 32x32" in caption for caption in _captions(at)) == 2
     # Captum has gradient and Grad-CAM, not Layer-CAM: per model a row of its own under ours, aligned by column.
-    captum = [c for c in _captions(at) if c.startswith("Captum")]
+    captum = [c for c in _captions(at) if "Pearson" in c]
     assert len(captum) == 4 and all("Pearson r 1.0000 with ours" in c for c in captum), captum
     blocks = [block for block in at.get("flex_container") if len(block.children) == 4]
     captum_rows = [block for block in blocks if any(

@@ -128,6 +128,12 @@ def _no_streamlit_exception(page) -> None:  # type: ignore[no-untyped-def]
     assert exceptions.count() == 0, exceptions.first.inner_text()
 
 
+def _settle(page) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the rerun a click started has finished (until then old and new elements can both be there)."""
+    page.wait_for_timeout(300)
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=120_000)
+
+
 def _photo(tmp_path: Path) -> Path:
     """A real photo (skimage's astronaut, shipped inside the wheel) as a JPEG file."""
     from PIL import Image
@@ -154,19 +160,83 @@ def test_upload_a_photo_and_see_the_grid(app_url: str, page, tmp_path: Path) -> 
     page.screenshot(path=str(ARTIFACTS / "explore-uploaded.png"))
     page.get_by_role("button", name="Explain").click()
     page.get_by_text("astronaut.jpg — 2 models x 8 methods").wait_for(timeout=120_000)
-    page.get_by_text("Download the grid (PNG)").wait_for()
+    page.get_by_role("button", name=re.compile("^Download the grid \\(PNG\\)")).wait_for()
     _no_streamlit_exception(page)
     images = page.locator("[data-testid='stImage'] img")
     assert images.count() >= 2 * 9, images.count()  # input + 8 methods per model (+ Captum beside ours)
     with page.expect_download(timeout=60_000) as download:  # the file is built when the button is clicked
-        page.get_by_text("Download the grid (PNG)").click()
+        page.get_by_role("button", name=re.compile("^Download the grid \\(PNG\\)")).click()
     assert Path(download.value.path()).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     with page.expect_download(timeout=60_000) as download:
-        page.get_by_text("Download the raw maps (NPY, ZIP)").click()
+        page.get_by_role("button", name=re.compile("^Download the raw maps \\(NPY, ZIP\\)")).click()
     assert Path(download.value.path()).read_bytes().startswith(b"PK")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     images.last.scroll_into_view_if_needed()  # the page scrolls inside Streamlit's container: bring the grid into view
     page.screenshot(path=str(ARTIFACTS / "explore-grid.png"))
+
+
+def test_explore_grid_with_headers_scales_outline_and_a_minus_b(app_url: str, page) -> None:  # type: ignore[no-untyped-def]
+    """The default grid on a shapes sample, then signed maps on a shared scale with the mask's outline: the headers,
+    colour scales, predictions with cos(standard, guided), Captum's rows with their correlation, the A - B row, and
+    the downloaded PNG (kept for looking at)."""
+    page.goto(f"{app_url}/Explore")
+    page.get_by_text("Models (rows)").wait_for(timeout=90_000)
+    page.get_by_role("button", name="Explain").click()
+    page.get_by_text("shapes: circle #1 — 2 models x 8 methods").wait_for(timeout=120_000)
+    page.get_by_text("A - B: shapes-resnet18-baseline (shipped) - shapes-resnet18-guided (shipped)").wait_for()
+    _no_streamlit_exception(page)
+    assert page.get_by_text("cos(standard, guided)").count() == 2
+    assert page.get_by_text(re.compile(r"Pearson r 1\.0000 with ours")).count() == 10  # 5 methods x 2 models
+    assert page.get_by_text("out of domain").count() == 0  # a shapes sample, models trained on shapes
+    _full_screenshot(page, "explore-grid-default.png")
+    for option in ("shared per column", "Mask outline", "Signed"):
+        page.get_by_text(option, exact=True).click()
+        _settle(page)
+    page.get_by_text("Colormap (diverging)").wait_for(timeout=30_000)
+    _no_streamlit_exception(page)
+    headers = page.locator("[data-testid='stMarkdownContainer'] strong", has_text=re.compile(r"^gradcam$"))
+    assert headers.count() == 1
+    # Each model's maps and Captum's row below them start at the same height in every column.
+    tops = page.evaluate("""() => [...document.querySelectorAll("[data-testid='stHorizontalBlock']")]
+        .filter(block => block.querySelectorAll("[data-testid='stImage']").length >= 5)
+        .map(block => [...block.querySelectorAll("[data-testid='stImage'] img")].map(img => Math.round(img.getBoundingClientRect().top)))""")
+    assert len(tops) == 5 and all(len(set(row)) == 1 for row in tops), tops  # 2 x (ours, Captum's), A - B
+    _full_screenshot(page, "explore-grid-signed-shared-outline.png")
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name=re.compile("^Download the grid \\(PNG\\)")).click()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    saved = ARTIFACTS / "explore-grid-download.png"
+    download.value.save_as(str(saved))
+    from PIL import Image
+
+    with Image.open(saved) as picture:
+        assert picture.width > 9 * 160 and picture.height > 3 * 160
+
+
+def test_explore_forgets_a_removed_upload_and_marks_the_old_grid(  # type: ignore[no-untyped-def]
+    app_url: str, page, tmp_path: Path
+) -> None:
+    page.goto(f"{app_url}/Explore")
+    page.get_by_text("Models (rows)").wait_for(timeout=90_000)
+    page.get_by_role("button", name="Remove gradient (gradient)").wait_for()
+    for method in ("smoothgrad (gradient)", "scorecam (cam)", "gradcam++ (cam)", "layercam (cam)",
+                   "guided_gradcam (cam)", "guided_backprop (gradient)"):
+        page.locator(f"button[aria-label='Remove {method}']:visible").click()
+        _settle(page)
+    page.get_by_role("button", name="Explain").click()
+    page.get_by_text("shapes: circle #1 — 2 models x 2 methods").wait_for(timeout=120_000)
+    page.get_by_text("upload", exact=True).click()
+    page.locator("input[type=file]").set_input_files(str(_photo(tmp_path)))
+    page.get_by_text("astronaut.jpg (512x512)").wait_for(timeout=60_000)
+    page.get_by_text("This grid and its downloads are of shapes: circle #1, not of the image chosen above "
+                     "(astronaut.jpg)").wait_for(timeout=30_000)
+    page.locator("[data-testid='stFileChipDeleteBtn'] button").click()
+    page.get_by_text("Explain needs an image: upload one or pick a bundled sample.").wait_for(timeout=30_000)
+    page.get_by_text("astronaut.jpg (512x512)").wait_for(state="detached", timeout=30_000)  # at the end of the rerun
+    assert page.get_by_role("button", name="Explain").is_disabled()
+    page.get_by_text("not of no image: none is chosen above").wait_for()
+    _no_streamlit_exception(page)
+    _full_screenshot(page, "explore-upload-removed.png")
 
 
 def test_train_a_tiny_run_and_find_it_among_the_models(app_url: str, page, folders: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]

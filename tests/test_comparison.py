@@ -215,7 +215,7 @@ def test_a_minus_b_rows_subtract_the_maps_as_shown_for_models_of_the_same_input_
                      for row in grid.rows[:2]]
             torch.testing.assert_close(difference.values[method], shown[0] - shown[1])
             assert difference.panels[method].image.shape == (64, 64, 3)
-        assert view.difference_labels == (f"-{limit:g} (B higher)", "0", f"+{limit:g} (A higher)")
+        assert view.difference_labels == (f"-{limit:g}", "0", f"+{limit:g}")
     swapped = grid.render(DisplayOptions(), reference="b").differences[0]
     assert (swapped.minuend, swapped.subtrahend) == ("b", "a")
     torch.testing.assert_close(swapped.values["gradient"], -grid.render().differences[0].values["gradient"])
