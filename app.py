@@ -18,7 +18,8 @@ def overview(keys: tuple[str, ...], mtimes: tuple[float, ...]) -> bytes:
     chosen = [entry for entry in zoo() if entry.key in keys]
     models = [compared_model(entry) for entry in chosen]
     star = next(sample for sample in shapes_samples() if sample.label == "star")
-    grid = compare(models, star.image, ["gradient", "guided_backprop", "gradcam"])
+    grid = compare(models, star.image, ["gradient", "guided_backprop", "gradcam"], image_name=star.name, mask=star.mask,
+                   dataset=star.dataset)
     return grid.png_bytes(alpha=0.6, panel_size=128)
 
 

@@ -97,8 +97,9 @@ def image_digest(image: np.ndarray) -> str:
 
 def domain_note(image_dataset: str | None, model_dataset: str | None) -> str | None:
     """Why a model's predictions on an image may mean little, or None when the image is from the model's training
-    data (``image_dataset``: where the image comes from, None for an upload or a photo)."""
-    if not model_dataset or model_dataset == image_dataset:
+    data. ``image_dataset``: where the image comes from (``shapes``, ``cifar10``... or ``upload``, ``photo``); None
+    when that is not known, and nothing is said."""
+    if image_dataset is None or not model_dataset or model_dataset == image_dataset:
         return None
     trained = _DATASET_NAMES.get(model_dataset, model_dataset)
     if model_dataset == "imagefolder":
@@ -299,7 +300,7 @@ class Comparison:
     image: np.ndarray | None = field(default=None, repr=False)  # the input as given, uint8 RGB
     image_name: str = "image"
     mask: np.ndarray | None = field(default=None, repr=False)  # its ground-truth mask, bool [H, W], if any
-    dataset: str | None = None  # where the input comes from (None: an upload or a photo)
+    dataset: str | None = None  # where the input comes from (a dataset, "upload", "photo"; None: not known)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> its resolved parameters
 
     @property
@@ -605,8 +606,9 @@ def compare(
     beside ours where Captum has the method. ``progress(fraction, message)`` is called before each cell and as
     methods of many forward passes advance. A method that cannot run on a model (e.g. CAM on a model without a
     GAP + linear head) gives a cell with the reason instead of failing the grid. ``image_name``, ``mask`` (its
-    ground truth, bool ``[H, W]``) and ``dataset`` (where it comes from, e.g. ``shapes``; None for an upload) are
-    kept with the grid: the figure's title, the mask outline, the out-of-domain notes.
+    ground truth, bool ``[H, W]``) and ``dataset`` (where it comes from: a dataset such as ``shapes``, or ``upload``,
+    ``photo``; None: not known) are kept with the grid: the figure's title, the mask outline, and a note on every
+    model trained on other data than the image's (``domain_note``).
     """
     params = params or {}
     resolved = {method: get_method(method).resolve(params.get(method, {})) for method in methods}

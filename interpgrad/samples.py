@@ -24,7 +24,7 @@ class Sample:
     image: np.ndarray  # uint8 RGB [H, W, 3]
     mask: np.ndarray | None = None  # bool [H, W] ground truth (shapes only)
     label: str | None = None
-    dataset: str | None = None  # the dataset the image comes from (models trained on it see it in their domain)
+    dataset: str | None = None  # where the image comes from ("shapes", "photo"): models trained on it are in domain
 
 
 @lru_cache(maxsize=4)
@@ -50,7 +50,7 @@ def photo_sample(name: str) -> Sample:
     image = np.asarray(getattr(data, name)())
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
-    return Sample(f"photo: {name}", np.ascontiguousarray(image[..., :3]).astype(np.uint8))
+    return Sample(f"photo: {name}", np.ascontiguousarray(image[..., :3]).astype(np.uint8), dataset="photo")
 
 
 def sample_images() -> list[Sample]:

@@ -42,7 +42,7 @@ def _upload_changed() -> None:
         return
     try:
         image = load_image(upload.getvalue(), formats=list(UPLOAD_FORMATS))
-        st.session_state["explore.uploaded"] = (Sample(upload.name, image), image_digest(image))
+        st.session_state["explore.uploaded"] = (Sample(upload.name, image, dataset="upload"), image_digest(image))
     except InterpgradError as error:
         st.session_state["explore.upload_error"] = f"{upload.name} cannot be used: {error}"
 

@@ -278,12 +278,13 @@ def test_every_row_says_how_the_image_was_resized_and_whether_it_is_in_the_model
     sample = compare([model], IMAGE, ["gradient"], dataset="shapes").rows[0]
     assert sample.domain is None
     assert sample.resize == "40x48 downscaled to 32x38 (shorter side 32), centre 32x32 cropped"
-    upload = compare([model], IMAGE[:1, :1], ["gradient"]).rows[0]
-    assert upload.domain == domain_note(None, "shapes") and "trained on shapes images" in upload.domain
+    upload = compare([model], IMAGE[:1, :1], ["gradient"], dataset="upload").rows[0]
+    assert upload.domain == domain_note("upload", "shapes") and "trained on shapes images" in upload.domain
     assert upload.resize == "1x1 upscaled to 32x32"
+    assert compare([model], IMAGE, ["gradient"]).rows[0].domain is None  # where the image is from is not said
     assert domain_note("shapes", "cifar10").startswith("out of domain: trained on CIFAR-10 images")
-    assert domain_note(None, "imagefolder").startswith("possibly out of domain")
-    assert domain_note(None, None) is None  # a model that does not say what it was trained on
+    assert domain_note("photo", "imagefolder").startswith("possibly out of domain")
+    assert domain_note("upload", None) is None  # a model that does not say what it was trained on
 
 
 def test_an_all_zero_map_says_so_on_its_panel_and_in_the_figure() -> None:
@@ -310,7 +311,7 @@ def test_the_figure_has_a_title_with_the_settings_labels_predictions_targets_and
 
     shapes_models = [replace(model, metadata=SHAPES_METADATA) for model in models]  # trained on shapes, they say
     grid = compare(shapes_models, IMAGE, ["gradient", "guided_backprop", "smooth_gradcam++"], with_captum=True,
-                   image_name="cat.jpg")
+                   image_name="cat.jpg", dataset="upload")
     display = DisplayOptions("magma", 0.4, False, 98.0, "column", False)
     layout = grid.figure_layout(display, panel_size=96)
     title = " ".join(" ".join(text.lines) for text in layout.texts("title"))
@@ -319,7 +320,7 @@ def test_the_figure_has_a_title_with_the_settings_labels_predictions_targets_and
     assert labels == [column.replace(" ", "") for column in ["input", *grid.columns]]
     rows = [" ".join(text.lines) for text in layout.texts("row") if text.row in (1, 2)]
     assert rows == [f"{row.name} · {row.predictions()} · {row.domain}" for row in grid.rows]
-    assert "out of domain" in rows[0]  # an image of no known dataset, a model trained on shapes
+    assert "out of domain" in rows[0]  # an upload, a model trained on shapes
     inputs = [text.lines for text in layout.texts("caption") if text.column == 0 and text.row in (1, 2)]
     assert [lines[0] for lines in inputs] == [f"target: {row.target_name}" for row in grid.rows]
     captum = [" ".join(text.lines) for text in layout.texts("caption") if "Pearson" in " ".join(text.lines)]
