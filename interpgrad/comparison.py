@@ -25,6 +25,7 @@ import time
 import zipfile
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -317,7 +318,7 @@ class Comparison:
         """``1 model x 8 methods``."""
         return f"{counted(len(self.rows), 'model')} x {counted(len(self.methods), 'method')}"
 
-    @property
+    @cached_property
     def digest(self) -> str | None:
         return None if self.image is None else image_digest(self.image)
 
@@ -508,8 +509,7 @@ class Comparison:
                 manifest["models"].append(entry)
             by_key = dict(zip((row.key for row in self.rows), folders))
             for difference in view.differences:
-                folder = f"differences/{_slug(by_key[difference.minuend].replace('/', '_'))}-minus-" \
-                         f"{_slug(by_key[difference.subtrahend].replace('/', '_'))}"
+                folder = f"differences/{_slug(by_key[difference.minuend])}-minus-{_slug(by_key[difference.subtrahend])}"
                 files = {method: f"{folder}/{_slug(method)}.npy" for method in difference.values}
                 for method, name in files.items():
                     archive.writestr(name, _npy(difference.values[method]))
@@ -577,13 +577,11 @@ def _alignment(model: nn.Module, x: torch.Tensor, target: int) -> float | None:
         return None
 
 
-def _agreement(ours: Cell | None, captum: Cell) -> float | None:
-    """Pearson correlation of Captum's raw attribution with ours (both computed), else None."""
-    if ours is None or ours.explanation is None or captum.explanation is None:
+def _agreement(ours: Cell | None, captum: Explanation | None) -> float | None:
+    """Pearson correlation of Captum's raw attribution with ours (both computed, of one shape), else None."""
+    if ours is None or ours.explanation is None or captum is None or ours.explanation.raw.shape != captum.raw.shape:
         return None
-    if ours.explanation.raw.numel() != captum.explanation.raw.numel():
-        return None
-    return float(pearson(ours.explanation.raw.flatten()[None], captum.explanation.raw.flatten()[None])[0])
+    return float(pearson(ours.explanation.raw.flatten()[None], captum.raw.flatten()[None])[0])
 
 
 def compare(
@@ -611,7 +609,13 @@ def compare(
     model trained on other data than the image's (``domain_note``).
     """
     params = params or {}
-    resolved = {method: get_method(method).resolve(params.get(method, {})) for method in methods}
+    resolved: dict[str, dict[str, Any]] = {}
+    for method in methods:
+        declared = get_method(method)  # an unknown name is refused before any work
+        try:
+            resolved[method] = declared.resolve(params.get(method, {}))
+        except ConfigError:
+            pass  # a parameter refused: every cell of the method says why, the others are computed
     jobs = [(method, source) for method in methods for source in ("ours", "captum")
             if source == "ours" or (with_captum and has_reference(method))]
     total, done, start = max(1, len(models) * len(jobs)), 0, time.perf_counter()
@@ -644,11 +648,9 @@ def compare(
                     explanation, error, seconds = _run(
                         lambda: function(compared.model, x, method, target=row.target, **dict(params.get(method, {})))
                     )
-                cell = Cell(method, source, explanation, error, seconds)
-                if source == "captum":
-                    ours = next((c for c in row.cells if c.method == method and c.source == "ours"), None)
-                    cell = Cell(method, source, explanation, error, seconds, _agreement(ours, cell))
-                row.cells.append(cell)
+                ours = next((c for c in row.cells if c.method == method and c.source == "ours"), None)
+                agreement = _agreement(ours, explanation) if source == "captum" else None
+                row.cells.append(Cell(method, source, explanation, error, seconds, agreement))
                 done += 1
         if progress is not None:
             progress(done / total, f"{compared.name}: done")

@@ -78,6 +78,14 @@ def _check_percentile(percentile: float) -> None:
         raise ConfigError(f"percentile must be in (0, 100], got {percentile}")
 
 
+def _as_maps(values: MapLike) -> tuple[torch.Tensor, bool]:
+    """Maps ``[B, H, W]`` from a map ``[H, W]`` or maps, and whether a single map was given."""
+    maps = _as_tensor(values)
+    if maps.dim() not in (2, 3):
+        raise ConfigError(f"expected a map [H, W] or maps [B, H, W], got shape {tuple(maps.shape)}")
+    return (maps.unsqueeze(0), True) if maps.dim() == 2 else (maps, False)
+
+
 def _magnitudes(maps: torch.Tensor) -> torch.Tensor:
     """``|m|`` of maps ``[B, ...]`` flattened to ``[B, P]``, non-finite values as 0."""
     return torch.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0).abs().flatten(1)
@@ -94,11 +102,9 @@ def map_scale(values: MapLike, percentile: float = 99.5) -> torch.Tensor:
     maximum), or the maximum where that percentile is 0 (a sparse map); 0 for an all-zero map. A map ``[H, W]``
     gives a scalar tensor, maps ``[B, H, W]`` one value each."""
     _check_percentile(percentile)
-    maps = _as_tensor(values)
-    if maps.dim() not in (2, 3):
-        raise ConfigError(f"expected a map [H, W] or maps [B, H, W], got shape {tuple(maps.shape)}")
-    scale = _percentile_scale(_magnitudes(maps if maps.dim() == 3 else maps.unsqueeze(0)), percentile)
-    return scale if maps.dim() == 3 else scale[0]
+    maps, single = _as_maps(values)
+    scale = _percentile_scale(_magnitudes(maps), percentile)
+    return scale[0] if single else scale
 
 
 def shared_scale(maps: Sequence[MapLike], percentile: float = 99.5) -> float:
@@ -125,11 +131,8 @@ def normalize_map(
     if mode not in NORMALIZATION_MODES:
         raise ConfigError(f"unknown normalisation mode {mode!r}; choose one of {', '.join(NORMALIZATION_MODES)}")
     _check_percentile(percentile)
-    maps = _as_tensor(values)
-    if maps.dim() not in (2, 3):
-        raise ConfigError(f"expected a map [H, W] or maps [B, H, W], got shape {tuple(maps.shape)}")
-    single = maps.dim() == 2
-    maps = torch.nan_to_num(maps if not single else maps.unsqueeze(0), nan=0.0, posinf=0.0, neginf=0.0)
+    maps, single = _as_maps(values)
+    maps = torch.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0)
     if scale is None:
         q = _percentile_scale(maps.abs().flatten(1), percentile)
     else:
@@ -490,8 +493,6 @@ def grid_figure(
     rows = [GridRow(images, captions[number] if captions and number < len(captions) else (),
                     str(row_labels[number]) if row_labels and number < len(row_labels) else "")
             for number, images in enumerate(panels)]
-    if not rows or not any(len(row.panels) for row in rows):
-        raise ConfigError("grid_figure needs at least one panel")
     return grid_layout(rows, column_labels, title, panel_size, padding, font_size, background).render(background)
 
 

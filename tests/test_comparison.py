@@ -241,18 +241,14 @@ def test_captum_s_agreement_is_the_pearson_correlation_of_the_raw_maps(models: l
         assert captum.agreement_text == f"Pearson r {expected:.4f} with ours"
     from interpgrad.comparison import _agreement
 
-    ours = cells["gradient"]
-    flipped = Cell("gradient", "captum", replace_raw(ours.explanation, -ours.explanation.raw), None, 0.0)
-    assert _agreement(ours, flipped) == pytest.approx(-1.0)
-    constant = Cell("gradient", "captum", replace_raw(ours.explanation, torch.ones_like(ours.explanation.raw)), None, 0.0)
-    undefined = Cell("gradient", "captum", constant.explanation, None, 0.0, _agreement(ours, constant))
-    assert undefined.agreement_text == "Pearson r with ours undefined (a constant map)"
-
-
-def replace_raw(explanation, raw: torch.Tensor):  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
-    return replace(explanation, raw=raw)
+    ours = cells["gradient"]
+    assert _agreement(ours, replace(ours.explanation, raw=-ours.explanation.raw)) == pytest.approx(-1.0)
+    constant = replace(ours.explanation, raw=torch.ones_like(ours.explanation.raw))
+    undefined = Cell("gradient", "captum", constant, None, 0.0, _agreement(ours, constant))
+    assert undefined.agreement_text == "Pearson r with ours undefined (a constant map)"
+    assert _agreement(ours, None) is None and _agreement(ours, cells["gradcam"].explanation) is None  # no pair
 
 
 def test_cos_standard_guided_is_what_the_trainer_measures_and_1_without_rectifiers(models: list[ComparedModel]) -> None:
@@ -390,3 +386,11 @@ def test_counts_digests_and_method_help(models: list[ComparedModel]) -> None:
     text = method_help("gradcam")
     assert text.startswith("**gradcam**: feature maps weighted by the spatial mean of the target logit's gradient.")
     assert "``alpha_k = (1/hw) sum_ij g^k_ij``." in text and "Source: Selvaraju et al. 2017" in text
+
+
+def test_a_refused_parameter_fails_its_method_s_cells_only(models: list[ComparedModel]) -> None:
+    grid = compare(models[:1], IMAGE, ["gradient", "smoothgrad"], params={"smoothgrad": {"samples": 0}})
+    gradient, smoothgrad = grid.rows[0].cells
+    assert gradient.explanation is not None and smoothgrad.explanation is None
+    assert "samples" in smoothgrad.error and grid.render().panels[("a", "smoothgrad")].note == smoothgrad.error
+    assert grid.params == {"gradient": {}}
