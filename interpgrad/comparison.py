@@ -81,6 +81,8 @@ ALIGNMENT_HELP = (
     "plain gradient already shows what guided backpropagation shows."
 )
 
+MAP_KINDS = ("raw", "map", "signed_map")
+"""The maps of an explanation the ZIP keeps, as ``<folder>/<column>_<kind>.npy``."""
 _DATASET_NAMES = {"shapes": "shapes", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagefolder": "an image folder"}
 
 
@@ -370,7 +372,8 @@ class Comparison:
                     scale = float(map_scale(values, display.percentile))
                 shown = normalize_map(values, display.mode, display.percentile, scale=scale)
                 normalised[(row.key, cell.column)] = shown
-                note = "all zero" if all_zero else ("" if cell.method in column_scales else f"scale {format_value(scale)}")
+                shared = cell.method in column_scales  # the column's colour scale gives the numbers
+                note = "all zero" if all_zero else "" if shared else f"scale {format_value(scale)}"
                 picture = self._picture(row, shown, display, size, display.colormap, display.signed)
                 panels[(row.key, cell.column)] = MapPanel(picture, scale, all_zero, note)
         inputs = {row.key: self._picture(row, None, display, size, display.colormap, False) for row in self.rows}
@@ -486,7 +489,8 @@ class Comparison:
             if self.image is not None:
                 archive.writestr("input.png", png_bytes(self.image))
             if self.mask is not None:
-                archive.writestr("mask.png", png_bytes(np.repeat((self.mask * 255).astype(np.uint8)[..., None], 3, axis=2)))
+                grey = (self.mask * 255).astype(np.uint8)
+                archive.writestr("mask.png", png_bytes(np.repeat(grey[..., None], 3, axis=2)))
             archive.writestr("grid.png", png_bytes(self.figure(display, reference=reference)))
             for row, folder in zip(self.rows, folders):
                 entry = {"key": row.key, "name": row.name, "folder": folder, "checkpoint": row.checkpoint,
@@ -501,10 +505,10 @@ class Comparison:
                         "params": None if cell.explanation is None else cell.explanation.params,
                         "scale": panel.scale if cell.explanation is not None else None, "all_zero": panel.all_zero,
                         "pearson_with_ours": cell.agreement,
-                        "files": [] if cell.explanation is None else [f"{stem}_{k}.npy" for k in ("raw", "map", "signed_map")],
+                        "files": [] if cell.explanation is None else [f"{stem}_{k}.npy" for k in MAP_KINDS],
                     })
                     if cell.explanation is not None:
-                        for key in ("raw", "map", "signed_map"):
+                        for key in MAP_KINDS:
                             archive.writestr(f"{stem}_{key}.npy", _npy(getattr(cell.explanation, key)[0]))
                 manifest["models"].append(entry)
             by_key = dict(zip((row.key for row in self.rows), folders))
@@ -633,7 +637,8 @@ def compare(
             if not 0 <= int(target) < len(compared.class_names):
                 count = len(compared.class_names)
                 raise ConfigError(f"target class {target} of {compared.name} is out of range: it has {count} classes")
-            checkpoint = {"path": compared.path, "sha256": compared.sha256} if compared.path or compared.sha256 else None
+            known = compared.path or compared.sha256
+            checkpoint = {"path": compared.path, "sha256": compared.sha256} if known else None
             row = ModelRow(compared.ident, compared.name, view, int(target), compared.class_names[int(target)],
                            top_predictions(probabilities, compared.class_names),
                            resize=describe_resize(image.shape[0], image.shape[1], compared.image_size),

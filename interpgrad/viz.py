@@ -451,7 +451,8 @@ def grid_layout(
         lines = wrap_text(text, font, room)
         if lines:
             right = left + max(_width(text_line, font) for text_line in lines)
-            items.append(Placed((left, top, right, top + len(lines) * line), role, tuple(lines), row=row, column=column))
+            box = (left, top, right, top + len(lines) * line)
+            items.append(Placed(box, role, tuple(lines), row=row, column=column))
         return len(lines) * line
 
     y = padding

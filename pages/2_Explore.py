@@ -105,8 +105,8 @@ with st.expander("Method parameters"):
             st.markdown(f"**{name}** — {REGISTRY[name].description}")
             params[name] = param_widgets(REGISTRY[name].params, f"explore.param.{name}", columns=3)
 
-missing = [what for what, given in (("an image", chosen is not None), ("a model", model_keys), ("a method", method_names))
-           if not given]
+needs = (("an image", chosen is not None), ("a model", bool(model_keys)), ("a method", bool(method_names)))
+missing = [what for what, given in needs if not given]
 run = st.button("Explain", type="primary", key="explore.run", disabled=bool(missing))
 if missing:
     needed = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
@@ -153,7 +153,7 @@ def _keep_valid(key: str, options: list) -> None:  # type: ignore[type-arg]
         del st.session_state[key]
 
 
-def _panel(slot, panel, caption: str, scores: dict | None, key: tuple[str, str]) -> None:  # type: ignore[no-untyped-def]
+def _panel(slot, panel, caption: str, scores: dict | None, key: tuple) -> None:  # type: ignore[no-untyped-def]
     """One map in its grid column: the picture with its caption, or why there is none; its scores when shown."""
     if panel.image is None:
         slot.warning(caption)
@@ -187,7 +187,8 @@ if stored is not None:
     percentile = display_row[3].slider("Clip at percentile", 90.0, 100.0, 99.5, 0.5, key="explore.percentile",
                                        persist_state="session",
                                        help="|map| at this percentile is the end of the colour scale")
-    scale = display_row[4].radio("Scale", ["map", "column"], horizontal=True, key="explore.scale", persist_state="session",
+    scale = display_row[4].radio("Scale", ["map", "column"], horizontal=True, key="explore.scale",
+                                 persist_state="session",
                                  format_func=lambda value: {"map": "per map", "column": "shared per column"}[value],
                                  help="per map: every map on its own scale (its caption gives it); shared per column: "
                                       "one scale for every model's map of a method, so a weaker map looks weaker")
@@ -227,8 +228,8 @@ if stored is not None:
             st.caption(f":orange[:material/warning: {row.domain}]")
         by_column = {cell.column: cell for cell in row.cells}
         slots = st.columns(widths)
-        slots[0].image(view.inputs[row.key], caption=f"input · target: {row.target_name} · {row.resize}", width="stretch",
-                       output_format="PNG")
+        slots[0].image(view.inputs[row.key], caption=f"input · target: {row.target_name} · {row.resize}",
+                       width="stretch", output_format="PNG")
         for slot, method in zip(slots[1:], result.methods):
             cell, panel = by_column[method], view.panels[(row.key, method)]
             caption = panel.note if panel.image is None else " · ".join(

@@ -19,22 +19,10 @@ from streamlit.testing.v1 import AppTest
 from interpgrad import ModelConfig, build_model, save_checkpoint
 from interpgrad.comparison import ALIGNMENT_HELP, method_help
 from interpgrad.viz import DIVERGING_CMAPS, SEQUENTIAL_CMAPS, DisplayOptions, colorize
+from test_app import _no_exception, _page as _open, isolated_folders  # noqa: F401 (the folders, autouse)
 
-ROOT = Path(__file__).resolve().parent.parent
-PAGE = str(ROOT / "pages" / "2_Explore.py")
-TIMEOUT = 120
 SHIPPED = ["shipped/shapes-resnet18-baseline", "shipped/shapes-resnet18-guided"]
 PANEL = 192  # the page's panel size
-
-
-@pytest.fixture(autouse=True)
-def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """The shipped checkpoints as they are; runs and uploads in a temporary folder."""
-    found = {"run": tmp_path / "runs", "upload": tmp_path / "uploads"}
-    monkeypatch.setenv("INTERPGRAD_RUNS", str(found["run"]))
-    monkeypatch.setenv("INTERPGRAD_UPLOADS", str(found["upload"]))
-    monkeypatch.chdir(ROOT)
-    return found
 
 
 @pytest.fixture()
@@ -55,14 +43,10 @@ def media(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
 
 
 def _page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.run()
+    """The Explore page after its first run, which raised nothing."""
+    at = _open("pages/2_Explore.py")
     _no_exception(at)
     return at
-
-
-def _no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
 
 
 def _explain(at: AppTest, methods: list[str], captum: bool = False, models: list[str] | None = None) -> AppTest:
@@ -171,7 +155,7 @@ def test_signed_maps_offer_only_diverging_colormaps_and_are_drawn_with_the_one_c
     assert at.selectbox(key="explore.cmap").value == "jet"
 
 
-def test_an_all_zero_map_says_so(tmp_path: Path, folders: dict[str, Path]) -> None:
+def test_an_all_zero_map_says_so(isolated_folders: dict[str, Path]) -> None:
     """A model whose classifier weights are zero: every gradient is zero, and Grad-CAM's map too."""
     config = ModelConfig("resnet18", num_classes=10, width=0.125)
     model = build_model(config)
@@ -179,7 +163,7 @@ def test_an_all_zero_map_says_so(tmp_path: Path, folders: dict[str, Path]) -> No
         for module in model.modules():
             if isinstance(module, torch.nn.Linear):
                 module.weight.zero_()
-    save_checkpoint(folders["upload"] / "flat", model, config)
+    save_checkpoint(isolated_folders["upload"] / "flat", model, config)
     at = _explain(_page(), ["gradient", "gradcam"], models=["upload/flat"])
     captions = [caption for caption in _captions(at) if "ms" in caption]
     assert len(captions) == 2 and all(caption.startswith("all zero") for caption in captions), captions

@@ -175,7 +175,9 @@ def test_upload_a_photo_and_see_the_grid(app_url: str, page, tmp_path: Path) -> 
     page.screenshot(path=str(ARTIFACTS / "explore-grid.png"))
 
 
-def test_explore_grid_with_headers_scales_outline_and_a_minus_b(app_url: str, page) -> None:  # type: ignore[no-untyped-def]
+def test_explore_grid_with_headers_scales_outline_and_a_minus_b(  # type: ignore[no-untyped-def]
+    app_url: str, page
+) -> None:
     """The default grid on a shapes sample, then signed maps on a shared scale with the mask's outline: the headers,
     colour scales, predictions with cos(standard, guided), Captum's rows with their correlation, the A - B row, and
     the downloaded PNG (kept for looking at)."""
@@ -199,7 +201,8 @@ def test_explore_grid_with_headers_scales_outline_and_a_minus_b(app_url: str, pa
     # Each model's maps and Captum's row below them start at the same height in every column.
     tops = page.evaluate("""() => [...document.querySelectorAll("[data-testid='stHorizontalBlock']")]
         .filter(block => block.querySelectorAll("[data-testid='stImage']").length >= 5)
-        .map(block => [...block.querySelectorAll("[data-testid='stImage'] img")].map(img => Math.round(img.getBoundingClientRect().top)))""")
+        .map(block => [...block.querySelectorAll("[data-testid='stImage'] img")]
+            .map(img => Math.round(img.getBoundingClientRect().top)))""")
     assert len(tops) == 5 and all(len(set(row)) == 1 for row in tops), tops  # 2 x (ours, Captum's), A - B
     _full_screenshot(page, "explore-grid-signed-shared-outline.png")
     with page.expect_download(timeout=60_000) as download:

@@ -185,7 +185,8 @@ def test_a_scale_shared_per_column_shows_a_weaker_model_weaker(models: list[Comp
     for method in grid.methods:
         maps = [row.cells[grid.methods.index(method)].explanation.map[0] for row in grid.rows]
         assert shared.column_scales[method] == pytest.approx(shared_scale(maps, 99.5))
-        assert shared.panels[("a", method)].scale == shared.panels[("weak", method)].scale == shared.column_scales[method]
+        scales = {shared.panels[(key, method)].scale for key in ("a", "weak")}
+        assert scales == {shared.column_scales[method]}
         assert shared.panels[("a", method)].note == ""  # the colour scale above the column gives the numbers
         weak_shown = normalize_map(maps[1], "absolute", 99.5, scale=shared.column_scales[method])
         assert float(weak_shown.max()) < 0.2  # a tenth of the strong map's values: it looks weaker
@@ -194,7 +195,9 @@ def test_a_scale_shared_per_column_shows_a_weaker_model_weaker(models: list[Comp
     assert grid.render(DisplayOptions(signed=True), 32).scale_labels("gradient") == ("-scale", "0", "+scale")
 
 
-def test_a_minus_b_rows_subtract_the_maps_as_shown_for_models_of_the_same_input_size(models: list[ComparedModel]) -> None:
+def test_a_minus_b_rows_subtract_the_maps_as_shown_for_models_of_the_same_input_size(
+    models: list[ComparedModel],
+) -> None:
     from dataclasses import replace
 
     from interpgrad.viz import DisplayOptions, normalize_map
@@ -210,9 +213,9 @@ def test_a_minus_b_rows_subtract_the_maps_as_shown_for_models_of_the_same_input_
         difference = view.differences[0]
         assert difference.limit == limit and set(difference.panels) == {"gradient", "gradcam"}
         for method in grid.methods:
-            shown = [normalize_map(getattr(row.cells[grid.methods.index(method)].explanation,
-                                           "signed_map" if display.signed else "map")[0], display.mode, display.percentile)
-                     for row in grid.rows[:2]]
+            explanations = [row.cells[grid.methods.index(method)].explanation for row in grid.rows[:2]]
+            shown = [normalize_map((e.signed_map if display.signed else e.map)[0], display.mode, display.percentile)
+                     for e in explanations]
             torch.testing.assert_close(difference.values[method], shown[0] - shown[1])
             assert difference.panels[method].image.shape == (64, 64, 3)
         assert view.difference_labels == (f"-{limit:g}", "0", f"+{limit:g}")

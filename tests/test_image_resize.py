@@ -88,7 +88,9 @@ def test_a_tiny_file_of_an_extreme_aspect_ratio_stays_small_in_memory() -> None:
         (32, 48, 32, "48x32 (shorter side 32), centre 32x32 cropped"),
     ],
 )
-def test_how_an_image_was_resized_is_said_as_resize_center_crop_does_it(height, width, image_size, said) -> None:  # type: ignore[no-untyped-def]
+def test_how_an_image_was_resized_is_said_as_resize_center_crop_does_it(  # type: ignore[no-untyped-def]
+    height, width, image_size, said
+) -> None:
     from interpgrad.data import describe_resize
 
     assert describe_resize(height, width, image_size) == said
@@ -97,7 +99,9 @@ def test_how_an_image_was_resized_is_said_as_resize_center_crop_does_it(height, 
     assert (f"to {whole[0]}x{whole[1]}" in said) == (whole != (width, height))  # the size resize_center_crop uses
 
 
-def test_an_empty_file_says_it_is_empty_and_refusals_list_the_formats_asked_for(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_empty_file_says_it_is_empty_and_refusals_list_the_formats_asked_for(  # type: ignore[no-untyped-def]
+    tmp_path,
+) -> None:
     from interpgrad.data import load_image
     from interpgrad.errors import DataError
 

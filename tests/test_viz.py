@@ -241,7 +241,8 @@ def test_grid_text_never_overlaps_at_any_number_of_columns(panel_size: int) -> N
                              "magnitudes, colormap jet, opacity 0.50", panel_size=panel_size)
         items = layout.items
         for i, first in enumerate(items):
-            assert 0 <= first.box[0] < first.box[2] <= layout.size[0] and 0 <= first.box[1] < first.box[3] <= layout.size[1]
+            left, top, right, bottom = first.box
+            assert 0 <= left < right <= layout.size[0] and 0 <= top < bottom <= layout.size[1]
             for second in items[i + 1:]:
                 assert not _overlap(first.box, second.box), (columns, first, second)
         labels = layout.texts("column")

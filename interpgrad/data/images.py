@@ -84,7 +84,8 @@ def _open(source: ImageSource, label: str, formats: Sequence[str] = IMAGE_FORMAT
     except Image.DecompressionBombError:
         raise DataError(f"{label} is too large to decode safely (a decompression bomb?)") from None
     except UnidentifiedImageError:
-        raise DataError(f"{label} is not an image in a supported format ({_format_names(formats)}) or is corrupt") from None
+        supported = _format_names(formats)
+        raise DataError(f"{label} is not an image in a supported format ({supported}) or is corrupt") from None
     except OSError as error:
         raise DataError(f"cannot read {label}: {error}") from None
 
