@@ -27,6 +27,7 @@ st.caption("Pick an image, one or more models and several methods: every map is 
 DEFAULT_METHODS = ["gradient", "guided_backprop", "smoothgrad", "gradcam", "gradcam++", "scorecam", "layercam", "guided_gradcam"]
 UPLOAD_FORMATS = {"PNG": ["png"], "JPEG": ["jpg", "jpeg"], "TIFF": ["tif", "tiff"], "BMP": ["bmp"], "WEBP": ["webp"]}
 PANEL = 192  # pixels of a panel as drawn (the browser scales it to its column)
+MIN_COLUMNS = 6  # the grid is laid out on at least this many columns (input + methods)
 REGISTRY = method_registry()
 
 entries = {entry.key: entry for entry in zoo()}
@@ -169,9 +170,13 @@ if stored is not None:
     current = chosen is not None and result.is_of(chosen.image, digest)
     st.subheader(f"{image_name} — {result.summary} in {result.seconds:.2f} s")
     if not current:
-        now = f"the image chosen above ({chosen.name})" if chosen is not None else "no image: none is chosen above"
-        st.warning(f"This grid and its downloads are of {image_name}, not of {now}. Press Explain to compute the grid "
-                   "of the image now chosen.", icon=":material/history:")
+        if chosen is not None:
+            stale = (f"This grid and its downloads are of {image_name}, not of the image chosen above ({chosen.name}). "
+                     f"Press Explain to compute the grid of {chosen.name}.")
+        else:
+            stale = (f"This grid and its downloads are of {image_name}; no image is chosen above now (upload one or "
+                     "pick a bundled sample).")
+        st.warning(stale, icon=":material/history:")
     display_row = st.columns([1, 1.3, 1.3, 1.3, 1.4, 1])
     signed = display_row[0].toggle("Signed", value=False, key="explore.signed", persist_state="session",
                                    help="keep the sign of the maps (the two ends of a diverging colormap, its light "
@@ -214,6 +219,8 @@ if stored is not None:
 
     # Names and colour scales in rows of their own: a name that wraps does not push its scale out of line.
     widths = [1] * (len(result.methods) + 1)
+    if len(widths) < MIN_COLUMNS:  # a few methods: an empty column on the right keeps the panels a sensible size
+        widths.append(MIN_COLUMNS - len(widths))
     header = st.columns(widths)
     header[0].markdown("**input**")
     for slot, method in zip(header[1:], result.methods):

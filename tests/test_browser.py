@@ -237,7 +237,7 @@ def test_explore_forgets_a_removed_upload_and_marks_the_old_grid(  # type: ignor
     page.get_by_text("Explain needs an image: upload one or pick a bundled sample.").wait_for(timeout=30_000)
     page.get_by_text("astronaut.jpg (512x512)").wait_for(state="detached", timeout=30_000)  # at the end of the rerun
     assert page.get_by_role("button", name="Explain").is_disabled()
-    page.get_by_text("not of no image: none is chosen above").wait_for()
+    page.get_by_text("are of shapes: circle #1; no image is chosen above now").wait_for()
     _no_streamlit_exception(page)
     _full_screenshot(page, "explore-upload-removed.png")
 
