@@ -13,6 +13,7 @@ import streamlit as st
 from torch import nn
 
 from interpgrad.comparison import ComparedModel
+from interpgrad.params import applicable
 from interpgrad.regularizers import REGULARIZERS
 from interpgrad.training import load_checkpoint
 from interpgrad.zoo import ModelEntry, as_number, default_directories, discover_models
@@ -46,11 +47,25 @@ def show_broken(entries: list[ModelEntry]) -> None:
                    + "\n".join(f"- {entry.short_label}: {entry.problem}" for entry in broken))
 
 
-def _cell(value: Any) -> Any:
-    """A metadata value as a table cell: numbers, text and booleans as they are, anything else as text."""
-    if value is None or isinstance(value, (str, bool)) or as_number(value) is not None:
-        return value
-    return str(value)
+NOT_APPLICABLE = "—"
+
+
+def _cell(value: Any) -> str:
+    """A regularizer parameter as a table cell, text (the column mixes models with and without it): numbers as
+    ``0.0075``, and ``—`` where the model's regularizer has no such parameter or it does not apply."""
+    if value is None:
+        return NOT_APPLICABLE
+    number = as_number(value)
+    return f"{number:g}" if isinstance(number, float) and not isinstance(value, bool) else str(value)
+
+
+def _applying_params(entry: ModelEntry) -> dict[str, Any]:
+    """The regularizer parameters saved with ``entry`` that apply (``Param.when``: the guided regularizer's histogram
+    normalisation only with the histogram error); all of them when the regularizer is not a known one."""
+    params = entry.section("regularizer").get("params")
+    params = params if isinstance(params, dict) else {}
+    declared = REGULARIZERS.get(entry.regularizer)
+    return applicable(declared.params, params) if declared else params
 
 
 def _regularizer_params(entries: Sequence[ModelEntry]) -> dict[str, str]:
@@ -58,9 +73,8 @@ def _regularizer_params(entries: Sequence[ModelEntry]) -> dict[str, str]:
     the regularizer's declaration, when the name is a declared parameter)."""
     found: dict[str, str] = {}
     for entry in entries:
-        params = entry.section("regularizer").get("params")
         declared = REGULARIZERS.get(entry.regularizer)
-        for name in params if isinstance(params, dict) else {}:
+        for name in _applying_params(entry):
             if name not in found:
                 helps = [param.help for param in (declared.params if declared else ()) if param.name == name]
                 found[name] = f"{entry.regularizer}: {helps[0]}" if helps else "a regularizer parameter"
@@ -78,8 +92,7 @@ def model_table(entries: Sequence[ModelEntry]) -> tuple[list[dict[str, Any]], di
     rows = []
     for entry in entries:
         model, data = entry.section("model"), entry.section("data")
-        values = entry.section("regularizer").get("params")
-        values = values if isinstance(values, dict) else {}
+        values = _applying_params(entry)
         rows.append({
             "name": entry.name, "source": entry.source, "architecture": entry.arch,
             "width": as_number(model.get("width")), "regularizer": entry.regularizer,
@@ -93,7 +106,9 @@ def model_table(entries: Sequence[ModelEntry]) -> tuple[list[dict[str, Any]], di
         "val cosine": st.column_config.NumberColumn(
             format="%.3f", help="mean cosine between the standard and the guided input gradient on validation "
                                 "images, after the last epoch: what the guided regularizer raises"),
-        **{columns[name]: st.column_config.Column(help=text) for name, text in params.items()},
+        **{columns[name]: st.column_config.TextColumn(help=f"{text} ({NOT_APPLICABLE}: the model's regularizer has no "
+                                                             "such parameter, or it does not apply)")
+           for name, text in params.items()},
     }
     return rows, config
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import streamlit as st
 
-from interpgrad.errors import InterpgradError
+from interpgrad.errors import InterpgradError, Remedy
 from interpgrad.params import Param, check_declarations
 
-__all__ = ["drop_missing_choices", "param_widgets", "readable_errors"]
+__all__ = ["JOB_BADGES", "ON_THE_PAGE", "drop_missing_choices", "on_the_page", "param_widgets", "readable_errors", "status_message"]
 
 
 def _log_steps(param: Param) -> list[float]:
@@ -74,13 +74,53 @@ def drop_missing_choices(key: str, options: Sequence[Any]) -> None:
             st.session_state[key] = kept
 
 
+# A background job's state (a training run, an evaluation) as a coloured badge: Material icons, which every browser
+# draws (emoji render as empty boxes where the browser has no emoji font).
+JOB_BADGES: dict[str, str] = {
+    "running": ":blue-badge[:material/progress_activity: running]",
+    "finished": ":green-badge[:material/check_circle: finished]",
+    "failed": ":red-badge[:material/error: failed]",
+    "stopped": ":orange-badge[:material/pause_circle: stopped]",
+    "interrupted": ":orange-badge[:material/warning: interrupted]",
+    "new": ":gray-badge[:material/hourglass_empty: starting]",
+}
+
+# Every remedy of interpgrad.errors.REMEDIES, said with the app's controls (the Train and Evaluate pages' labels).
+ON_THE_PAGE: dict[str, str] = {
+    "resume": "continue with the Resume button",
+    "resume_or_rename": "continue it with its Resume button, or choose another Run name",
+    "set_data_root": "fill in the Data folder",
+    "download_or_set_data_root": "tick “Download CIFAR into it” to fetch it, or set the Data folder to the folder "
+                                 "that contains {folder}",
+    "gentler_training": "start a new run with a lower Learning rate or lam, or with Gradient clipping (under "
+                        "Optimisation)",
+}
+
+
+def on_the_page(problem: str, remedy: Remedy | None) -> str:
+    """``problem`` followed by what to do about it in the page's words."""
+    if remedy is None or remedy.action not in ON_THE_PAGE:
+        return problem if remedy is None else f"{problem}; {remedy.command_line}"
+    return f"{problem}; {ON_THE_PAGE[remedy.action].format(**remedy.details)}"
+
+
+def status_message(status: Mapping[str, Any]) -> str | None:
+    """Why a run stopped or failed, in the page's words (its status keeps the problem and the remedy apart from
+    the command line's wording; an older status has only the reason)."""
+    remedy = Remedy.from_dict(status.get("remedy"))
+    if remedy is not None and isinstance(status.get("problem"), str):
+        return on_the_page(status["problem"], remedy)
+    reason = status.get("reason")
+    return str(reason) if reason else None
+
+
 @contextmanager
 def readable_errors(what: str) -> Iterator[None]:
     """Show an InterpgradError (bad input) as a readable message instead of a traceback; anything else as an error
     with its type, and the page keeps working."""
     try:
         yield
-    except InterpgradError as error:
-        st.error(f"{what}: {error}")
+    except InterpgradError as error:  # what to do about it said with the page's controls, not the CLI's flags
+        st.error(f"{what}: {on_the_page(error.problem, error.remedy)}")
     except Exception as error:  # a bug or an environment problem: still no traceback for the user
         st.error(f"{what} failed unexpectedly ({type(error).__name__}: {error}). Please report it.")

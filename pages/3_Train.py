@@ -9,8 +9,8 @@ import torch
 
 from appkit.charts import training_curves
 from appkit.models import confirm_deletion
-from appkit.training import follow_default, status_message, train_errors
-from appkit.widgets import param_widgets
+from appkit.training import follow_default
+from appkit.widgets import JOB_BADGES, param_widgets, readable_errors, status_message
 from interpgrad.data import DATASETS
 from interpgrad.data.shapes import SPLIT_SIZES
 from interpgrad.models import architectures
@@ -74,15 +74,13 @@ with st.expander("New run", expanded=not list(list_runs(RUNS))):
             "clip_grad_norm": float(clip) or None, "warmup_epochs": 0.5 if schedule == "cosine" else 0.0,
             "alignment_samples": 256,
         }
-        with train_errors("The run was not started"):
+        with readable_errors("The run was not started"):
             run, _ = launch_run(options, RUNS, name.strip())
             st.session_state["train.started"] = run.name
             del st.session_state["train.name"]  # the next run gets a fresh default name
             st.rerun()
 
 
-_BADGES = {"running": "🟢 running", "finished": "✅ finished", "failed": "❌ failed", "stopped": "⏸ stopped",
-           "interrupted": "⚠️ interrupted", "new": "… starting"}
 _MESSAGE = {"failed": st.error, "interrupted": st.warning}  # any other state's reason is information
 _FLASH_SECONDS = 10
 
@@ -91,7 +89,7 @@ def _show_run(run: RunDir) -> None:
     status = run.read_status()
     state = status.get("state", "new")
     progress = RunProgress.from_status(status)
-    st.markdown(f"**{run.name}** — {_BADGES.get(state, state)}")
+    st.markdown(f"**{run.name}** — {JOB_BADGES.get(state, state)}")
     st.progress(progress.fraction, text=progress.describe())
     message = status_message(status)
     if message:
@@ -101,13 +99,13 @@ def _show_run(run: RunDir) -> None:
         stop_run(run)
     if state in ("stopped", "failed", "interrupted") and run.can_resume():
         if next(slots).button("Resume", key=f"resume.{run.name}"):
-            with train_errors(f"{run.name} was not resumed"):
+            with readable_errors(f"{run.name} was not resumed"):
                 resume_run(run)
     if state != "running" and next(slots).button("Delete", key=f"delete.{run.name}", help="asks to confirm first"):
         st.session_state["train.delete"] = run.name
     if confirm_deletion("train.delete", run.name, run.name, "Its checkpoint, curves and log are removed, and it leaves "
                         "the models.", f"delete.{run.name}"):
-        with train_errors(f"{run.name} was not deleted"):
+        with readable_errors(f"{run.name} was not deleted"):
             delete_run(run)
             st.session_state["train.flash"] = (f"Deleted {run.name}.", time.time())
             st.rerun()

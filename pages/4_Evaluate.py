@@ -15,7 +15,7 @@ from appkit import evaluation as views
 from appkit.charts import metric_curves, metric_title, summary_bars
 from appkit.images import crisp
 from appkit.models import zoo
-from appkit.widgets import drop_missing_choices, param_widgets, readable_errors
+from appkit.widgets import JOB_BADGES, drop_missing_choices, param_widgets, readable_errors, status_message
 from interpgrad.data import DATASETS
 from interpgrad.explain import methods as method_registry
 from interpgrad.metrics import (CATEGORIES, PRESETS, SPLITS, TARGETS, launch_evaluation, resume_evaluation,
@@ -192,14 +192,6 @@ with st.expander("New evaluation", expanded=not listed):
 
 
 # --- the evaluations, live ----------------------------------------------------------------------------------------
-_BADGES = {
-    "running": ":blue-badge[:material/progress_activity: running]",
-    "finished": ":green-badge[:material/check_circle: finished]",
-    "failed": ":red-badge[:material/error: failed]",
-    "stopped": ":orange-badge[:material/pause_circle: stopped]",
-    "interrupted": ":orange-badge[:material/warning: interrupted]",
-    "new": ":gray-badge[:material/hourglass_empty: starting]",
-}
 
 
 def _state(status: dict) -> str:
@@ -238,7 +230,7 @@ def _show_listed(item: views.Listed, status: dict) -> None:
     config = folder.read_config()
     line, *buttons = st.columns([8, 1, 1], vertical_alignment="center")
     what = _what(config)
-    line.markdown(f"**{item.label}** {_BADGES.get(state, state)}" + (f" · {what}" if what else ""))
+    line.markdown(f"**{item.label}** {JOB_BADGES.get(state, state)}" + (f" · {what}" if what else ""))
     key = f"{item.source}.{folder.name}"
     if state == "finished":
         showing = st.session_state.get("evaluate.open") == item.key
@@ -250,8 +242,7 @@ def _show_listed(item: views.Listed, status: dict) -> None:
         fraction = min(1.0, int(status.get("done") or 0) / max(1, int(status["total"])))
         st.progress(fraction, text=_progress_text(status, item.key))
     if state in ("failed", "interrupted", "stopped") and status.get("reason"):
-        reason = str(status["reason"]).replace("continue with --resume", "Resume continues it")  # the CLI's words
-        (st.error if state == "failed" else st.warning)(reason)
+        (st.error if state == "failed" else st.warning)(status_message(status))
     if item.source != "yours":
         return
     if state in ("running", "new") and buttons[0].button("Stop", key=f"evaluate.stop.{key}",

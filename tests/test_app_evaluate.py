@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from interpgrad.jobs import reason_fields
+from interpgrad.metrics import Stopped
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "4_Evaluate.py")
 TIMEOUT = 120
@@ -201,13 +204,13 @@ def test_a_stopped_evaluation_shows_its_progress_and_resumes(folders: dict[str, 
                                                              spawned: list[list[str]]) -> None:
     stopped = folders["evaluation"] / "halfway"
     _write_job(stopped, "stopped", done=2, total=6, fraction=2 / 6, message="stopped",
-               reason="stopped after 2 of 6 units; continue with --resume")
+               **reason_fields(Stopped(2, 6)))  # as the evaluation writes it
     _write_job(folders["evaluation"] / "broken", "failed", message="failed", done=1, total=6,
                reason="no checkpoint at /nowhere")
     at = _page()
     progress = [bar.proto for bar in at.get("progress")]
     assert any(bar.value == 33 and bar.text.startswith("2 of 6 units") for bar in progress), progress
-    assert any("stopped after 2 of 6 units; Resume continues it" in text for text in _texts(at.warning))
+    assert any("stopped after 2 of 6 units; continue with the Resume button" in text for text in _texts(at.warning))
     assert any("no checkpoint at /nowhere" in text for text in _texts(at.error))
     assert at.button(key="evaluate.resume.yours.broken") is not None
     at.button(key="evaluate.resume.yours.halfway").click()

@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from appkit.charts import training_curves
-from appkit.training import ON_THE_PAGE
+from appkit.widgets import ON_THE_PAGE
 from interpgrad import ModelConfig, build_model, save_checkpoint
 from interpgrad.errors import REMEDIES, Remedy
 from interpgrad.jobs import reason_fields
@@ -194,7 +194,7 @@ def test_a_stopped_run_shows_where_it_stopped(isolated_folders: dict[str, Path])
     at = _opened("pages/3_Train.py")
     (bar,) = at.get("progress")
     assert bar.proto.value == 50 and bar.proto.text == "epoch 2/3, step 78/156"
-    assert any("**halfway** — ⏸ stopped" in markdown.value for markdown in at.markdown)
+    assert any("**halfway** — :orange-badge[:material/pause_circle: stopped]" in markdown.value for markdown in at.markdown)
 
 
 def test_the_started_banner_goes_once_the_run_has_ended(isolated_folders: dict[str, Path]) -> None:
@@ -326,8 +326,11 @@ def test_models_table_has_the_validation_cosine_and_the_regularizer_parameters()
         metadata = json.loads((SHIPPED / name / "model.json").read_text())
         assert table.loc[name, "val cosine"] == pytest.approx(metadata["metrics"]["val_alignment"])
     guided = json.loads((SHIPPED / "shapes-resnet18-guided" / "model.json").read_text())["regularizer"]["params"]
-    assert list(guided) and set(guided) <= set(table.columns)  # one column per parameter any model has
-    for parameter, value in guided.items():
-        assert table.loc["shapes-resnet18-guided", parameter] == value
-        assert table.loc["shapes-resnet18-baseline", parameter] is None or table.isna().loc["shapes-resnet18-baseline", parameter]
-    assert list(table.columns).index("regularizer") < list(table.columns).index(next(iter(guided)))
+    assert guided["error"] == "cosine" and "histogram_normalization" in guided  # saved, but it does not apply
+    applying = {name: value for name, value in guided.items() if name != "histogram_normalization"}
+    assert list(applying) and set(applying) <= set(table.columns)  # one column per parameter any model has
+    assert "histogram_normalization" not in table.columns
+    for parameter, value in applying.items():
+        assert table.loc["shapes-resnet18-guided", parameter] == (f"{value:g}" if isinstance(value, float) else str(value))
+        assert table.loc["shapes-resnet18-baseline", parameter] == "—"  # the baseline has no regularizer
+    assert list(table.columns).index("regularizer") < list(table.columns).index(next(iter(applying)))

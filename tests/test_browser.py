@@ -251,7 +251,7 @@ def test_train_a_tiny_run_and_find_it_among_the_models(app_url: str, page, folde
     page.get_by_label("Training images (0 = all)").press("Tab")
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Started browser-tiny").wait_for(timeout=30_000)
-    page.get_by_text("✅ finished").wait_for(timeout=240_000)
+    page.get_by_text("check_circle finished").wait_for(timeout=240_000)
     _no_streamlit_exception(page)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "train-finished.png"), full_page=True)

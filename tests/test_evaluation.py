@@ -4,6 +4,7 @@ normalised for another model, progress and stop requests, and the checks made be
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,9 @@ def test_resume_from_python_continues_only_the_same_request(tmp_path: Path, base
     asked = {"params": {"insertion": {"step_rows": 2}}}
     with pytest.raises(Stopped):
         evaluate([("base", model, metadata)], ["gradient"], ["insertion"], should_stop=lambda: True, **request, **asked)
+    status = json.loads((out / "status.json").read_text())
+    assert (status["state"], status["reason"]) == ("stopped", "stopped after 0 of 2 units; continue with --resume")
+    assert (status["problem"], status["remedy"]) == ("stopped after 0 of 2 units", {"action": "resume", "details": {}})
     config = (out / "config.json").read_text()
     for change in ({"batch_size": 1}, {"n": 3}, {"params": {"insertion": {"step_rows": 3}}}, {"target": "label"}):
         with pytest.raises(ConfigError, match="was started with"):

@@ -34,8 +34,9 @@ from torch import nn
 
 from .._version import __version__
 from ..data.transforms import denormalize, normalize
-from ..errors import ConfigError, InterpgradError
+from ..errors import ConfigError, InterpgradError, Remedy
 from ..explain import explain, get_method
+from ..jobs import reason_fields
 from ..training.checkpoint import atomic_write_bytes, checkpoint_path, input_normalisation, load_checkpoint
 from .core import MetricBatch, get_metric
 from .datasets import EvaluationData, evaluation_data
@@ -67,7 +68,7 @@ class Stopped(InterpgradError):
     """Raised between units when ``should_stop()`` says so: every finished unit is saved, and the folder resumes."""
 
     def __init__(self, done: int, total: int) -> None:
-        super().__init__(f"stopped after {done} of {total} units; continue with --resume")
+        super().__init__(f"stopped after {done} of {total} units", Remedy("resume"))
         self.done, self.total = done, total
 
 
@@ -595,14 +596,13 @@ class _Status:
 
     def failed(self, error: BaseException) -> None:
         if isinstance(error, Stopped):
-            self.write("stopped", done=error.done, fraction=error.done / max(1, self.total), reason=str(error),
+            self.write("stopped", done=error.done, fraction=error.done / max(1, self.total), **reason_fields(error),
                        message="stopped", seconds=time.time() - self.started)
         elif isinstance(error, KeyboardInterrupt):
-            self.write("stopped", reason="interrupted; continue with --resume", message="interrupted")
+            self.write("stopped", **reason_fields("interrupted", Remedy("resume")), message="interrupted")
         else:
-            reason = (str(error) or type(error).__name__).splitlines()[0]
             with contextlib.suppress(OSError):
-                self.write("failed", reason=reason, message="failed")
+                self.write("failed", **reason_fields(error), message="failed")
 
     def finished(self, seconds: float) -> None:
         self.write("finished", done=self.total, fraction=1.0, message="finished", seconds=seconds, finished_at=time.time())
