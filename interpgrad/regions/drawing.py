@@ -1,4 +1,4 @@
-"""Regions drawn over an image or a map overlay: translucent hull fills and hull outlines (OpenCV)."""
+"""Regions drawn over an image or a map overlay: translucent hull fills and hull borders (OpenCV)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,14 @@ from .hulls import Region, union_mask
 __all__ = ["DEFAULT_COLOUR", "draw_regions"]
 
 DEFAULT_COLOUR = (255, 0, 255)
-"""Magenta: a hue that no sequential colormap of ``interpgrad.viz`` uses, so hulls stay visible over any overlay."""
-_SHIFT = 4  # fractional bits of the outline's vertices (sub-pixel positions on an enlarged image)
+"""Magenta: a colour the default colormap (jet) never takes, so hulls stay visible over its overlays."""
+
+
+def _enlarged(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A bool mask resized to ``[height, width]``, nearest neighbour (as ``interpgrad.viz.enlarge``)."""
+    if mask.shape == (height, width):
+        return mask
+    return cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
 def draw_regions(
@@ -26,12 +32,14 @@ def draw_regions(
     outline: int = 1,
 ) -> np.ndarray:
     """``image`` (uint8 RGB ``[H, W, 3]``: the image or any map overlay, ``interpgrad.viz.overlay``) with the regions
-    drawn on it: the union of their hulls blended with ``colour`` (``(1 - alpha) * image + alpha * colour``) and each
-    hull's outline drawn in ``colour``, ``outline`` pixels thick (0: none; ``cv2.polylines``, 8-connected). A new
-    image; pixels outside the hulls keep their values (with ``outline`` 1; a thicker line spreads outside).
+    drawn on it: the union of their hulls blended with ``colour`` (``(1 - alpha) * image + alpha * colour``) and the
+    border of each hull, ``outline`` pixels thick (0: none), in ``colour``. A new image.
 
-    The image may be larger than the maps the regions come from (``interpgrad.viz.enlarge``): the fill is resized
-    nearest-neighbour and the outline joins the centres of the enlarged vertex pixels.
+    What is drawn is exactly each region's ``mask``, the pixels RS occludes: the outline is the inner border of the
+    filled hull (its pixels with a neighbour outside it, ``cv2.erode``), not a polygon through the vertices (a
+    rasterised polygon differs from ``cv2.fillPoly``'s fill by a pixel here and there), so nothing outside the hulls
+    changes. The image may be larger than the maps the regions come from (``interpgrad.viz.enlarge``): the masks
+    are resized nearest-neighbour first, and the outline keeps its thickness in the image's pixels.
     """
     _check_image(image)
     if not 0.0 <= alpha <= 1.0:
@@ -44,17 +52,14 @@ def draw_regions(
     if not regions:
         return drawn
     height, width = image.shape[:2]
-    rows, columns = regions[0].mask.shape
-    fill = union_mask(regions, (rows, columns))
-    if (rows, columns) != (height, width):
-        fill = cv2.resize(fill.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+    tint = np.asarray(colour, dtype=np.float32)
     if alpha > 0:
-        tint = np.asarray(colour, dtype=np.float32)
+        fill = _enlarged(union_mask(regions, regions[0].mask.shape), height, width)
         drawn[fill] = np.clip(np.rint((1.0 - alpha) * drawn[fill].astype(np.float32) + alpha * tint), 0, 255)
     if outline > 0:
-        scale = np.array([width / columns, height / rows])
-        polygons = [np.rint(((region.polygon + 0.5) * scale - 0.5) * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
-                    for region in regions]
-        cv2.polylines(drawn, polygons, isClosed=True, color=tuple(int(value) for value in colour),
-                      thickness=int(outline), lineType=cv2.LINE_8, shift=_SHIFT)
+        kernel = np.ones((2 * outline + 1, 2 * outline + 1), np.uint8)
+        for region in regions:
+            hull = _enlarged(region.mask, height, width).astype(np.uint8)
+            inside = cv2.erode(hull, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+            drawn[(hull > 0) & (inside == 0)] = tint.astype(np.uint8)
     return drawn
