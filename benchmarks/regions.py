@@ -129,7 +129,8 @@ def _sensitivity(model: torch.nn.Module, mean, std, n: int, rounds: int) -> None
           f"median of {rounds} rounds:")
     print(f"{'variant':<16} {'s':>8} {'images/s':>10} {'vs floor':>9}")
     for name in ("RS", "floor"):
-        print(f"{name:<16} {seconds[name]:>8.3f} {images / seconds[name]:>10.0f} {seconds[name] / seconds['floor']:>8.2f}x")
+        ratio = seconds[name] / seconds["floor"]
+        print(f"{name:<16} {seconds[name]:>8.3f} {images / seconds[name]:>10.0f} {ratio:>8.2f}x")
     took = seconds["compare_regions"]
     print(f"{'compare_regions':<16} {took:>8.3f} {n / took:>10.0f} {took / seconds['floor']:>8.2f}x  "
           f"(images/s of the table: two maps' regions, 3 masks, RS)")
