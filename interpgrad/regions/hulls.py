@@ -202,11 +202,11 @@ def random_regions_like(
     the given regions' hulls; ``shape`` is needed only for an empty list of regions).
 
     Our choice of a fair control: the same shapes at random places. The mask's 8-connected pieces (for regions:
-    each hull, overlapping hulls as one piece) are moved, largest first, each by a translation drawn uniformly among
-    those that keep it entirely inside the image (no wrapping) without overlapping a piece already placed; a piece
-    that fits nowhere is replaced by as many pixels drawn uniformly from those still free. The control may fall on
-    the original regions (it is a uniform null). ``generator``: a NumPy generator or a seed; the same seed and mask
-    always give the same control.
+    each hull, hulls that overlap or touch as one piece) are moved, largest first, each by a translation drawn
+    uniformly among those that keep it entirely inside the image (no wrapping) without overlapping a piece already
+    placed; a piece that fits nowhere is replaced by as many pixels drawn uniformly from those still free. The
+    control may fall on the original regions (it is a uniform null). ``generator``: a NumPy generator or a seed; the
+    same seed and mask always give the same control.
     """
     if isinstance(mask_or_regions, (torch.Tensor, np.ndarray)):
         target = _as_mask(mask_or_regions)
