@@ -20,6 +20,7 @@ from . import metrics
 from .modelstate import preserved_model_state
 from .regularizers import REGULARIZERS, LossParts, build_regularizer
 from .training.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from . import gad  # noqa: E402  isort: skip  (registers the method "gad", built on the ones above)
 
 __all__ = [
     "__version__",
@@ -39,6 +40,7 @@ __all__ = [
     "default_target_layer",
     "evaluate",
     "explain",
+    "gad",
     "get_layer",
     "input_gradient",
     "load_checkpoint",

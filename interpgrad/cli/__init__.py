@@ -25,6 +25,7 @@ COMMANDS = {
     "info": "info",
     "explain": "explain",
     "evaluate": "evaluate",
+    "gad": "gad",
 }
 
 

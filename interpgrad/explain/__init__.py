@@ -7,6 +7,8 @@
 Gradient family: gradient, guided_backprop, smoothgrad, integrated_gradients.
 CAM family: cam, gradcam, gradcam++, smooth_gradcam++, scorecam, guided_gradcam, layercam, xgradcam, ablationcam.
 Controls (maps that ignore the model, the chance level of evaluation tables): random, edge.
+GAD (``gad``, registered by ``interpgrad.gad`` when ``interpgrad`` is imported): a base gradient method of the original fused with its support
+models'; it needs a GAD run (``support=RUN``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 
 A method is one function ``compute(request, **params) -> Attribution`` registered with ``@register(...)``: its name,
 family, description, declared parameters (``interpgrad.params.Param``; the CLI and the app build their widgets from
-them), whether it uses a target layer, its source and the name of its Captum equivalent, if any.
+them), whether it uses a target layer, its source and the name of its Captum equivalent, if any. A method that cannot
+run on its defaults names the parameters the caller must give (``requires``: GAD needs its ``support`` run): it is
+left out of ``all`` and of the loops over every method that can give none.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class Method:
     uses_layer: bool = False
     captum: str | None = None  # the Captum class computing the same thing, if any
     source: str = ""
+    requires: tuple[str, ...] = ()  # parameters without a usable default: the caller must give them
 
     def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overridden by ``given``, each value checked against its declaration (ConfigError otherwise)."""
@@ -88,6 +91,7 @@ class Method:
             "uses_layer": self.uses_layer,
             "captum": self.captum,
             "source": self.source,
+            "requires": list(self.requires),
         }
 
 
@@ -102,6 +106,7 @@ def register(
     uses_layer: bool = False,
     captum: str | None = None,
     source: str = "",
+    requires: Sequence[str] = (),
 ) -> Callable[[Callable[..., Attribution]], Callable[..., Attribution]]:
     """Decorator adding ``compute(request, **params) -> Attribution`` to the registry under ``name``."""
     if family not in FAMILIES:
@@ -110,7 +115,8 @@ def register(
     def add(compute: Callable[..., Attribution]) -> Callable[..., Attribution]:
         if name in _REGISTRY:
             raise ValueError(f"attribution method {name!r} is registered twice")
-        _REGISTRY[name] = Method(name, family, description, compute, tuple(params), uses_layer, captum, source)
+        _REGISTRY[name] = Method(name, family, description, compute, tuple(params), uses_layer, captum, source,
+                                 tuple(requires))
         return compute
 
     return add
