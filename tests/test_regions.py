@@ -463,6 +463,16 @@ def comparison_case() -> tuple[GreyLinear, torch.Tensor, torch.Tensor, torch.Ten
     return GreyLinear(weight, 0.5), grey_images(grey), original, gad
 
 
+def test_regions_of_maps_are_the_hulls_of_each_maps_important_pixels() -> None:
+    maps = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(2))
+    found = regions_of_maps(maps, q=20.0, min_size=2, merge_distance=1)
+    assert len(found) == 3
+    for values, regions in zip(maps, found):
+        expected = convex_hull_regions(important_pixels(values, 20.0), min_size=2, merge_distance=1)
+        assert [r.polygon.tolist() for r in regions] == [r.polygon.tolist() for r in expected] and regions
+    assert len(regions_of_maps(maps[0], threshold=0.9)) == 1
+
+
 def test_compare_regions_on_a_case_added_up_by_hand() -> None:
     model, x, original, gad = comparison_case()
     table = compare_regions(model, x, original, gad, q=12.5, min_size=1, mean=MEAN, std=STD, seed=5)
