@@ -38,6 +38,7 @@ from .explain import Explanation, explain, get_method, reporting_progress
 from .metrics.mechanics import pearson
 from .modelstate import preserved_model_state
 from .reference import captum_explain, has_reference
+from .regions import Region, convex_hull_regions, draw_regions, important_pixels, region_complexity
 from .regularizers import gradient_alignment
 from .training.checkpoint import class_names_of, input_normalisation
 from .viz import (
@@ -339,10 +340,12 @@ class Comparison:
         return (cell.explanation.signed_map if display.signed else cell.explanation.map)[0]
 
     def _picture(self, row: ModelRow, normalised: torch.Tensor | None, display: DisplayOptions, size: int | None,
-                 cmap: str, signed: bool) -> np.ndarray:
-        """The model's view with a normalised map over it (or alone), enlarged to ``size``, with the outline."""
+                 cmap: str, signed: bool, regions: Sequence[Region] = ()) -> np.ndarray:
+        """The model's view with a normalised map over it (or alone), enlarged to ``size``, with the outline and the
+        map's convex-hull ``regions``."""
         picture = row.image if normalised is None else overlay(row.image, normalised, display.alpha, cmap, signed)
         picture = enlarge(picture, size) if size else picture
+        picture = draw_regions(picture, regions) if regions else picture
         mask = self.mask_view(row) if display.outline else None
         return picture if mask is None else draw_outline(picture, mask)
 
@@ -374,7 +377,13 @@ class Comparison:
                 normalised[(row.key, cell.column)] = shown
                 shared = cell.method in column_scales  # the column's colour scale gives the numbers
                 note = "all zero" if all_zero else "" if shared else f"scale {format_value(scale)}"
-                picture = self._picture(row, shown, display, size, display.colormap, display.signed)
+                regions: list[Region] = []
+                if display.regions and not all_zero:
+                    regions = convex_hull_regions(important_pixels(cell.explanation.map[0], display.region_q).numpy())
+                    count, area = region_complexity(regions, tuple(cell.explanation.map.shape[-2:]))
+                    note = ", ".join(part for part in (note, f"{counted(count, 'region')}, {area:.0%} of the image")
+                                     if part)
+                picture = self._picture(row, shown, display, size, display.colormap, display.signed, regions)
                 panels[(row.key, cell.column)] = MapPanel(picture, scale, all_zero, note)
         inputs = {row.key: self._picture(row, None, display, size, display.colormap, False) for row in self.rows}
         differences, note = self._differences(display, size, reference, normalised)

@@ -173,7 +173,8 @@ class DisplayOptions:
     ``cmap``: a matplotlib colormap (None: ``jet``, or ``RdBu_r`` when signed); ``alpha``: the map's opacity over the
     image; ``signed``: show the signed map in [-1, 1] instead of magnitudes in [0, 1]; ``percentile``: ``|m|`` at this
     percentile is the end of the colour scale; ``scale``: ``map`` (each map on its own) or ``column`` (one scale per
-    method across the models, so a weaker map looks weaker); ``outline``: draw the ground-truth mask's outline.
+    method across the models, so a weaker map looks weaker); ``outline``: draw the ground-truth mask's outline;
+    ``regions``: draw the convex-hull regions of every map's top ``region_q`` % pixels (``interpgrad.regions``).
     """
 
     cmap: str | None = None
@@ -182,10 +183,15 @@ class DisplayOptions:
     percentile: float = 99.5
     scale: str = "map"
     outline: bool = False
+    regions: bool = False
+    region_q: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        if not 0.0 < self.region_q <= 100.0:
+            raise ConfigError(f"region_q (the share of a map's pixels its regions enclose) must be in (0, 100], got "
+                              f"{self.region_q}")
         _check_percentile(self.percentile)
         if self.scale not in SCALES:
             raise ConfigError(f"unknown scale {self.scale!r}; choose one of {', '.join(SCALES)}")
@@ -211,7 +217,8 @@ class DisplayOptions:
         scale = "one scale per map" if self.scale == "map" else "one scale per column"
         text = (f"{values}, colormap {self.colormap}, opacity {self.alpha:.2f}, "
                 f"clipped at the {self.percentile:g}th percentile of |map|, {scale}")
-        return text + (", mask outline" if self.outline else "")
+        text += ", mask outline" if self.outline else ""
+        return text + (f", convex-hull regions of each map's top {self.region_q:g} %" if self.regions else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "cmap": self.colormap}

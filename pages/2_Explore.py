@@ -202,11 +202,19 @@ if stored is not None:
                                     help="the ground-truth mask's outline on every panel (white inside, black outside)"
                                     if result.mask is not None else "this image has no ground-truth mask (the bundled "
                                     "shapes samples have one)")
-    display = DisplayOptions(cmap, alpha, signed, percentile, scale, outline and result.mask is not None)
     keys = [row.key for row in result.rows]
     names = {row.key: row.name for row in result.rows}
     reference = None
-    more = st.columns([3, 2], vertical_alignment="bottom")
+    more = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
+    regions = more[2].toggle("Convex-hull regions", value=False, key="explore.regions", persist_state="session",
+                             help="the important pixels of every map (its top q % by magnitude) grouped into connected "
+                                  "regions, each enclosed by its convex hull (interpgrad.regions; our reading of the "
+                                  "GAD paper's region view); the caption gives their number and area")
+    region_q = more[3].slider("Regions: top q %", 1.0, 50.0, 10.0, 1.0, key="explore.region_q",
+                              persist_state="session", disabled=not regions,
+                              help="the share of each map's pixels, the most important first, that the regions enclose")
+    display = DisplayOptions(cmap, alpha, signed, percentile, scale, outline and result.mask is not None, regions,
+                             region_q)
     if len(keys) > 1:
         _keep_valid("explore.reference", keys)
         reference = more[0].selectbox("A in the A - B rows (minus every other model)", keys, key="explore.reference",

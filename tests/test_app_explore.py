@@ -276,3 +276,20 @@ def test_shared_scale_outline_and_a_minus_b_rows_are_drawn_as_the_library_draws_
     mask = np.kron(result.mask_view(result.rows[0]), np.ones((6, 6), dtype=bool))  # 32 px enlarged 6 times
     assert (inputs[0][mask & ~np.roll(mask, 2, axis=1)] == 255).all()  # the white line just inside, on the left
     assert (inputs[0][~mask & np.roll(mask, -2, axis=1)] == 0).all()  # the black line just outside
+
+
+def test_convex_hull_regions_are_drawn_as_the_library_draws_them(media: dict[str, bytes]) -> None:
+    at = _explain(_page(), ["gradient", "gradcam"], models=SHIPPED[:1])
+    assert at.slider(key="explore.region_q").disabled  # only while the regions are drawn
+    at.toggle(key="explore.regions").set_value(True)
+    at.run()
+    at.slider(key="explore.region_q").set_value(20.0)
+    at.run()
+    _no_exception(at)
+    result = at.session_state["explore.result"][1]
+    view = result.render(DisplayOptions(regions=True, region_q=20.0), PANEL)
+    expected = [view.panels[(SHIPPED[0], method)] for method in ("gradient", "gradcam")]
+    assert all("regions" in panel.note or "1 region," in panel.note for panel in expected)
+    shown = [picture for caption, picture in _pictures(at, media) if caption.endswith(" ms")]
+    assert len(shown) == 2 and all(np.array_equal(a, panel.image) for a, panel in zip(shown, expected))
+    assert any(expected[0].note in caption for caption in _captions(at)), _captions(at)

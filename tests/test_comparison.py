@@ -397,3 +397,32 @@ def test_a_refused_parameter_fails_its_method_s_cells_only(models: list[Compared
     assert gradient.explanation is not None and smoothgrad.explanation is None
     assert "samples" in smoothgrad.error and grid.render().panels[("a", "smoothgrad")].note == smoothgrad.error
     assert grid.params == {"gradient": {}}
+
+
+def test_convex_hull_regions_are_drawn_on_every_map_with_their_count_and_area(models: list[ComparedModel]) -> None:
+    """With ``regions`` on, each panel is the plain panel with the regions of its map's top q % drawn over it (only
+    pixels inside the hulls change) and its note gives their number and area; the input stays as it was."""
+    from interpgrad.regions import convex_hull_regions, draw_regions, important_pixels, region_complexity
+    from interpgrad.viz import DisplayOptions
+
+    grid = compare(models, IMAGE, ["gradient", "gradcam"])
+    plain = grid.render(DisplayOptions(), 64)
+    for q in (5.0, 20.0):
+        drawn = grid.render(DisplayOptions(regions=True, region_q=q), 64)
+        assert all(np.array_equal(drawn.inputs[key], plain.inputs[key]) for key in plain.inputs)
+        for row in grid.rows:
+            for cell in row.cells:
+                values = cell.explanation.map[0]
+                regions = convex_hull_regions(important_pixels(values, q).numpy())
+                count, area = region_complexity(regions, tuple(values.shape))
+                assert count >= 1 and 0 < area < 1
+                panel, before = drawn.panels[(row.key, cell.column)], plain.panels[(row.key, cell.column)]
+                assert np.array_equal(panel.image, draw_regions(before.image, regions))
+                changed = (panel.image != before.image).any(axis=2)
+                inside = np.kron(np.logical_or.reduce([region.mask for region in regions]), np.ones((2, 2), bool))
+                assert changed.any() and not (changed & ~inside).any()
+                region_word = "region" if count == 1 else "regions"
+                assert panel.note == f"{before.note}, {count} {region_word}, {area:.0%} of the image"
+    assert "convex-hull regions of each map's top 5 %" in DisplayOptions(regions=True, region_q=5).describe()
+    with pytest.raises(ConfigError, match="region_q"):
+        DisplayOptions(region_q=0)
