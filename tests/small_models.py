@@ -25,3 +25,15 @@ def torchvision_resnet18(seed: int = 1) -> nn.Module:
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 1.5)
     return model
+
+
+def tiny_shapes_checkpoint(path, seed: int = 0, image_size: int = 16):  # type: ignore[no-untyped-def]
+    """A checkpoint of a random ResNet-18 at width 0.125 "trained" on shapes at ``image_size`` (its metadata says so,
+    as a trainer's would: what GAD runs read their images from); returns the weights path."""
+    from interpgrad.data.shapes import shapes_info
+
+    torch.manual_seed(seed)
+    config = interpgrad.ModelConfig("resnet18", num_classes=10, width=0.125, image_size=image_size)
+    model = interpgrad.build_model(config).eval()
+    return interpgrad.save_checkpoint(path, model, config, data=shapes_info(image_size),
+                                      training={"dataset": "shapes", "seed": 0})

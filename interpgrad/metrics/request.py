@@ -87,8 +87,10 @@ def check_request(
     resamples: int = 2000,
     device: str = "auto",
 ) -> Request:
-    """Check an evaluation request without loading anything; a ConfigError names the first problem."""
-    method_names = parse_names(methods, "method", list(method_registry()))
+    """Check an evaluation request without loading anything; a ConfigError names the first problem. ``all`` methods
+    are those that run on their defaults (not ``gad``, which needs its run: name it, with ``gad.support``)."""
+    every = [name for name, method in method_registry().items() if not method.requires]
+    method_names = parse_names(methods, "method", every)
     for name in method_names:
         get_method(name)
     metric_names = parse_names(metrics, "metric", list(metric_registry()))
@@ -104,6 +106,10 @@ def check_request(
                               f"({', '.join(metric_names)})")
     merged, resolved_target = apply_preset(preset, params, target)
     resolved_methods = {name: get_method(name).resolve((method_params or {}).get(name, {})) for name in method_names}
+    for name in method_names:
+        missing = [param for param in get_method(name).requires if resolved_methods[name][param] in ("", None)]
+        if missing:
+            raise ConfigError(f"the method {name!r} needs its parameter {missing[0]!r} (e.g. {name}.{missing[0]}=...)")
     resolved_metrics = {name: get_metric(name).resolve(merged.get(name, {})) for name in metric_names}
     _whole(batch_size, "the batch size", 1)
     _whole(max_batch, "max_batch (0 = automatic)", 0)
