@@ -38,13 +38,13 @@ from interpgrad.gad import (
     parameters_sha256,
     parse_strategy,
     strategy_from_dict,
-    top_q_masks,
     train_gad,
     trained_modules,
 )
 from interpgrad.gad.data import strategy_images
 from interpgrad.gad.support import logits_of, report_support, train_support
 from interpgrad.modelstate import capture_model_state
+from interpgrad.regions import important_pixels
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -278,7 +278,7 @@ def test_a_support_regresses_to_its_targets_and_decides_as_the_original(tmp_path
 
 def test_fusion_intersection_majority_union_are_nested() -> None:
     generator = torch.Generator().manual_seed(0)
-    masks = top_q_masks(torch.rand(4, 3, 16, 16, generator=generator), 30.0)
+    masks = torch.rand(4, 3, 16, 16, generator=generator) < 0.5
     intersection, majority, union = (fuse_masks(masks, fusion) for fusion in ("intersection", "majority", "union"))
     assert all(torch.equal(intersection & mask, intersection) for mask in masks)  # inside every mask
     assert all(torch.equal(union | mask, union) for mask in masks)  # contains every mask
@@ -289,28 +289,18 @@ def test_fusion_intersection_majority_union_are_nested() -> None:
         fuse_masks(masks, "vote")
 
 
-def test_top_q_masks_keep_q_percent_and_grow_with_q() -> None:
-    maps = torch.rand(2, 20, 20, generator=torch.Generator().manual_seed(1))
-    previous = torch.zeros_like(maps, dtype=torch.bool)
-    for q in (1.0, 5.0, 10.0, 25.0, 50.0, 100.0):
-        masks = top_q_masks(maps, q)
-        assert masks.sum(dim=(1, 2)).tolist() == [round(q * 4)] * 2  # 400 distinct values: exactly q %
-        assert torch.equal(masks & previous, previous)
-        previous = masks
-    zeros = top_q_masks(torch.zeros(1, 8, 8), 10.0)
-    assert not zeros.any()  # no attribution, no important pixel
-    with pytest.raises(ConfigError, match="q must be a percentage"):
-        top_q_masks(maps, 0.0)
-
-
-def test_gad_masks_grow_with_q(tiny_run: Path) -> None:
+@pytest.mark.parametrize("fusion", ["intersection", "majority", "union"])
+def test_gad_masks_grow_with_q(tiny_run: Path, fusion: str) -> None:
+    """Each model's mask is its top q % (``interpgrad.regions.important_pixels``), so a larger q gives a larger fused
+    mask that contains the smaller one."""
     run = load_gad_run(tiny_run)
     x = torch.randn(2, 3, 16, 16)
-    previous = None
-    for q in (5.0, 10.0, 20.0, 40.0):
-        result = gad_explanation(run, x, base="gradient", q=q)
-        if previous is not None:
-            assert torch.equal(result.fused & previous, previous)
+    previous = torch.zeros(2, 16, 16, dtype=torch.bool)
+    for q in (5.0, 10.0, 20.0, 40.0, 100.0):
+        result = gad_explanation(run, x, base="gradient", q=q, fusion=fusion)
+        assert torch.equal(result.masks, important_pixels(result.maps.flatten(0, 1), q).view(result.maps.shape))
+        assert result.masks.sum(dim=(2, 3)).eq(round(q / 100 * 256)).all()  # gradients: no zero pixel
+        assert torch.equal(result.fused & previous, previous) and result.fused.sum() > previous.sum()
         previous = result.fused
 
 
@@ -438,8 +428,8 @@ def test_alpha_zero_gives_the_thresholded_original_map(tiny: Path, tmp_path: Pat
         result = gad_explanation(run, x, base="integrated_gradients", base_params={"steps": 8}, q=15.0, fusion=fusion)
         original = explain(run.original, x, "integrated_gradients", steps=8).raw.abs().sum(dim=1)
         torch.testing.assert_close(result.original_map, original)
-        assert torch.equal(result.fused, top_q_masks(original, 15.0))
-        torch.testing.assert_close(result.gad_map, original * top_q_masks(original, 15.0))
+        assert torch.equal(result.fused, important_pixels(original, 15.0))
+        torch.testing.assert_close(result.gad_map, original * important_pixels(original, 15.0))
 
 
 def test_gad_explanation_holds_every_map_and_mask(tiny_run: Path) -> None:

@@ -26,7 +26,6 @@ from .combination import (
     gad_bases,
     gad_explanation,
     pixel_map,
-    top_q_masks,
 )
 from .distancing import DISTANCING_MODES, GAP_REDUCTIONS, alpha_schedule, distanced_logits, logit_gap
 from .launcher import command_line, launch_gad, resume_gad, stop_gad
@@ -75,7 +74,6 @@ __all__ = [
     "resume_gad",
     "stop_gad",
     "strategy_from_dict",
-    "top_q_masks",
     "train_gad",
     "trained_modules",
 ]

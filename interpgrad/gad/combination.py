@@ -3,8 +3,8 @@ Boutry & Najman 2024, arXiv 2401.14434; PAPERS.md section 2):
 
 1. ``A_0`` (original) and ``A_1..A_S`` (support models): the maps of a base gradient method from the registry for the
    same target class (the original's prediction by default), reduced over the channels by ``sum_c |raw_c|``;
-2. each binarised at its top ``q`` % of pixels (``top_q_masks``: the pixels at or above the map's k-th largest value,
-   k = ceil(q/100 * H * W), and above zero);
+2. each binarised at its top ``q`` % of pixels (``interpgrad.regions.important_pixels``: exactly
+   round(q/100 * H * W) pixels, ties in raster order, positive values only — so a larger q keeps a superset);
 3. fused (``fuse_masks``): ``intersection`` (default; a pixel in every mask), ``majority`` (in more than half of the
    S + 1 masks) or ``union`` (in any);
 4. GAD map = ``A_0`` restricted to the fused mask (zero elsewhere).
@@ -12,7 +12,6 @@ Boutry & Najman 2024, arXiv 2401.14434; PAPERS.md section 2):
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -27,7 +26,7 @@ from ..explain.explanation import Explanation
 from ..params import Param, resolve_params
 
 __all__ = ["COMBINATION_PARAMS", "FUSIONS", "GadExplanation", "fuse_masks", "gad_bases", "gad_explanation",
-           "pixel_map", "top_q_masks"]
+           "pixel_map"]
 
 FUSIONS = ("intersection", "majority", "union")
 
@@ -54,16 +53,11 @@ def pixel_map(explanation: Explanation) -> torch.Tensor:
     return explanation.raw.abs().sum(dim=1)
 
 
-def top_q_masks(maps: torch.Tensor, q: float = 10.0) -> torch.Tensor:
-    """Boolean masks of the top ``q`` % of each map's pixels (maps ``[..., H, W]``): the pixels at or above the k-th
-    largest value, k = ceil(q/100 * H * W), that are above zero (ties at the threshold are all kept, so the masks of
-    a larger q contain those of a smaller one)."""
-    if not 0 < q <= 100:
-        raise ConfigError(f"q must be a percentage in (0, 100], got {q}")
-    flat = maps.flatten(-2)
-    k = min(flat.shape[-1], max(1, math.ceil(q / 100 * flat.shape[-1])))
-    threshold = flat.topk(k, dim=-1).values[..., -1:]
-    return ((flat >= threshold) & (flat > 0)).view(maps.shape)
+def _important(maps: torch.Tensor, q: float) -> torch.Tensor:
+    """``interpgrad.regions.important_pixels`` of maps ``[M, B, H, W]`` (it reads a 4-D tensor as channels)."""
+    from ..regions import important_pixels  # imports OpenCV: only when a map is binarised
+
+    return important_pixels(maps.flatten(0, 1), q).view(maps.shape)
 
 
 def fuse_masks(masks: torch.Tensor, fusion: str = "intersection") -> torch.Tensor:
@@ -155,7 +149,7 @@ def gad_explanation(
     first = explain(original, x, resolved["base"], target=target, **base_params)
     others = tuple(explain(model, x, resolved["base"], target=first.target, **base_params) for model in supports)
     maps = torch.stack([pixel_map(explanation) for explanation in (first, *others)])
-    masks = top_q_masks(maps, resolved["q"])
+    masks = _important(maps, resolved["q"])
     fused = fuse_masks(masks, resolved["fusion"])
     return GadExplanation(first, others, maps, masks, fused, maps[0] * fused, first.target, resolved["base"],
                           base_params, resolved["q"], resolved["fusion"])
