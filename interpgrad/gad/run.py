@@ -301,8 +301,10 @@ def train_gad(
         else:
             if folder.exists():
                 raise ConfigError(f"{folder.path} already holds a run", Remedy("resume_or_rename"))
-            if checkpoint is None or strategy is None:
-                raise ConfigError("a GAD run needs a checkpoint and a strategy (--classes, --one-vs-all or --split)")
+            if checkpoint is None:
+                raise ConfigError("--checkpoint (the original model) is required")
+            if strategy is None:
+                raise ConfigError("choose a strategy: --classes K,L, --one-vs-all K or --split A,B/C,D")
             settings = gad_settings(options, explicit)
             path = checkpoint_path(checkpoint)
             if not path.is_file():

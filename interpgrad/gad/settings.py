@@ -80,7 +80,10 @@ def gad_settings(given: Mapping[str, Any], explicit: Collection[str] = ()) -> di
     if values["schedule"] == "given":
         if not values["alphas"]:
             raise ConfigError("the given alpha schedule needs alphas (e.g. alphas=2,4,6)")
-        values["supports"] = len(parse_alphas(values["alphas"]))
+        count = len(parse_alphas(values["alphas"]))
+        if "supports" in explicit and "supports" in given and int(given["supports"]) != count:
+            raise ConfigError(f"supports={given['supports']} but {count} alphas are given: one support model per alpha")
+        values["supports"] = count
     from ..metrics.request import resolve_device
 
     resolve_device(values["device"])

@@ -1,0 +1,202 @@
+"""``python -m interpgrad gad train`` on a tiny model: the run folder it writes, every bad input refused with one line
+and nothing written, and a real process killed (SIGKILL) or stopped (SIGTERM) during its second support model that
+resumes with it and ends equal to an uninterrupted run.
+
+The processes run with one thread (``OMP_NUM_THREADS=1``), as this module does (``one_thread``): the support models
+are then computed the same way in both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import small_models
+import torch
+
+from interpgrad.cli import main
+from interpgrad.gad import GadDir, Pair, load_gad_run, train_gad
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SETTINGS = ["--supports", "2", "--n-train", "64", "--n-val", "32", "--epochs", "2", "--batch-size", "16",
+            "--lr", "1e-4", "--device", "cpu", "--no-progress"]
+# Long enough to be interrupted in its second support model: 2 x 160 steps of a few ms.
+LONG = {"supports": 2, "n_train": 256, "n_val": 32, "epochs": 10, "batch_size": 16, "lr": 1e-4, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return small_models.tiny_shapes_checkpoint(tmp_path_factory.mktemp("tiny") / "original")
+
+
+def gad(capsys: pytest.CaptureFixture[str], *arguments: str) -> tuple[int, str, str]:
+    try:
+        code = main(["gad", *arguments])
+    except SystemExit as exit:  # argparse refuses bad flags by exiting with status 2
+        code = int(exit.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def trained(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["gad", "train", "--checkpoint", str(tiny), "--classes", "circle,square", "--out", str(out),
+                 *SETTINGS]) == 0
+    return out
+
+
+def test_gad_train_writes_a_run(trained: Path, capsys: pytest.CaptureFixture[str], tiny: Path) -> None:
+    run = load_gad_run(trained)
+    assert run.complete and len(run.supports) == 2 and run.strategy == Pair(0, 1)
+    assert run.settings["epochs"] == 2 and run.settings["train"] == "last_stage" and run.settings["n_train"] == 64
+    assert GadDir(trained).read_status()["state"] == "finished"
+    code, out, err = gad(capsys, "train", "--out", str(trained), "--resume", *SETTINGS)  # nothing left to train
+    assert code == 0 and "kept support 1" in out and "kept support 2" in out
+    assert f"wrote {trained}: original, circle vs square: 2 of 2 support models" in out
+
+
+def test_one_vs_all_and_split_by_index(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for flags, text in [(["--one-vs-all", "3"], "star vs rest"), (["--split", "0,1/2,ring"], "circle+square vs "
+                                                                                              "triangle+ring")]:
+        out = tmp_path / text.replace(" ", "_").replace("+", "-")
+        code, printed, err = gad(capsys, "train", "--checkpoint", str(tiny), *flags, "--out", str(out), *SETTINGS,
+                                 "--train", "head")
+        assert code == 0, err
+        assert text in printed and json.loads((out / "config.json").read_text())["strategy_text"] == text
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--classes", "circle,hexagon"], "class 'hexagon' is not in the model; its classes are circle (0), square (1)"),
+    (["--classes", "circle"], "--classes takes two classes K,L"),
+    ([], "choose a strategy: --classes K,L, --one-vs-all K or --split A,B/C,D"),
+    (["--classes", "0,1", "--split", "0/1"], "argument --split: not allowed with argument --classes"),
+    (["--classes", "0,1", "--train", "trunk"], "gad parameter 'train' must be one of head, last_stage, all"),
+    (["--classes", "0,1", "--alphas", "1,2", "--supports", "3"], "supports=3 but 2 alphas are given"),
+    (["--classes", "0,1", "--alphas", "1,2", "--alpha-scale", "2"], "parameter 'alpha_scale' has no effect"),
+    (["--classes", "0,1", "--alphas", "1,x"], "alphas must be numbers separated by commas"),
+    (["--classes", "0,1", "--epochs", "0"], "parameter 'epochs' must be >= 1"),
+    (["--classes", "0,1", "--device", "cuda:7"], "device cuda:7"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  arguments: list[str], message: str) -> None:
+    code, out, err = gad(capsys, "train", "--checkpoint", str(tiny), *arguments, "--out", str(tmp_path / "bad"),
+                         "--no-progress")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("interpgrad gad") and not (tmp_path / "bad").exists()
+
+
+def test_refusals_around_existing_folders(tiny: Path, trained: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    config = (trained / "config.json").read_bytes()
+    for arguments, message in [
+        (["--checkpoint", str(tiny), "--classes", "0,1", "--out", str(trained)],
+         "already holds a run; pass --resume to continue it or choose another --out"),
+        (["--out", str(trained), "--resume", "--epochs", "3"], "was made with epochs=2; resume with the same settings"),
+        (["--out", str(trained), "--resume", "--classes", "circle,star"], "was made for circle vs square"),
+        (["--out", str(tmp_path / "none"), "--resume"], "there is no GAD run in"),
+        (["--checkpoint", str(tmp_path / "missing.safetensors"), "--classes", "0,1", "--out", str(tmp_path / "x")],
+         "no checkpoint at"),
+    ]:
+        code, out, err = gad(capsys, "train", *arguments, "--no-progress")
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert (trained / "config.json").read_bytes() == config
+    training_run = tmp_path / "training-run"
+    training_run.mkdir()
+    (training_run / "config.json").write_text(json.dumps({"arch": "resnet18", "epochs": 3}))
+    code, out, err = gad(capsys, "train", "--out", str(training_run), "--resume", "--no-progress")
+    assert code == 2 and "holds another kind of run, not a GAD run" in err
+    code, out, err = gad(capsys)
+    assert code == 2 and "choose a subcommand: train" in err
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Real processes
+
+
+def _command(tiny: Path, out: Path, *extra: str) -> list[str]:
+    flags = [item for key, value in LONG.items() for item in ("--" + key.replace("_", "-"), str(value))]
+    return [sys.executable, "-m", "interpgrad", "gad", "train", "--checkpoint", str(tiny), "--classes",
+            "circle,square", "--out", str(out), *flags, "--no-progress", *extra]
+
+
+def _environment() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _in_second_support(folder: GadDir, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = folder.read_status()
+        if status.get("state") == "running" and status.get("supports_done") == 1:
+            return
+        assert process.poll() is None, f"ended early: {process.stderr.read()[-2000:] if process.stderr else ''}"
+        time.sleep(0.02)
+    raise AssertionError(f"timed out; last status {folder.read_status()}")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("straight") / "run"
+    train_gad(tiny, Pair("circle", "square"), out, **LONG)
+    return out
+
+
+def _assert_same_supports(ours: Path, reference: Path) -> None:
+    mine, theirs = load_gad_run(ours), load_gad_run(reference)
+    assert mine.alphas == theirs.alphas and len(mine.supports) == len(theirs.supports) == 2
+    for a, b in zip(mine.supports, theirs.supports):
+        for key, value in b.state_dict().items():
+            torch.testing.assert_close(a.state_dict()[key], value, rtol=1e-6, atol=1e-7, msg=key)
+
+
+@pytest.mark.slow
+def test_sigkill_in_the_second_support_then_resume(tiny: Path, tmp_path: Path, uninterrupted: Path) -> None:
+    out = tmp_path / "killed"
+    folder = GadDir(out)
+    process = subprocess.Popen(_command(tiny, out), env=_environment(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _in_second_support(folder, process)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert folder.read_status()["state"] == "interrupted"
+    assert (out / "support-1.safetensors").is_file() and not (out / "support-2.safetensors").exists()
+    first = (out / "support-1.safetensors").read_bytes()
+    result = subprocess.run([sys.executable, "-m", "interpgrad", "gad", "train", "--out", str(out), "--resume",
+                             "--no-progress"], env=_environment(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "kept support 1" in result.stdout and (out / "support-1.safetensors").read_bytes() == first
+    assert folder.read_status()["state"] == "finished"
+    _assert_same_supports(out, uninterrupted)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_and_resumes(tiny: Path, tmp_path: Path, uninterrupted: Path) -> None:
+    out = tmp_path / "stopped"
+    folder = GadDir(out)
+    process = subprocess.Popen(_command(tiny, out), env=_environment(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _in_second_support(folder, process)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        err = process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "stopped while training support model 2; continue with --resume" in err
+    status = folder.read_status()
+    assert status["state"] == "stopped" and status["supports_done"] == 1 and status["remedy"]["action"] == "resume"
+    assert main(["gad", "train", "--out", str(out), "--resume", "--device", "cpu", "--no-progress"]) == 0
+    _assert_same_supports(out, uninterrupted)
