@@ -20,6 +20,7 @@ import pytest
 import small_models
 import torch
 
+from interpgrad import ConfigError
 from interpgrad.cli import main
 from interpgrad.gad import GadDir, Pair, load_gad_run, train_gad
 
@@ -200,3 +201,33 @@ def test_sigterm_stops_cleanly_and_resumes(tiny: Path, tmp_path: Path, uninterru
     assert status["state"] == "stopped" and status["supports_done"] == 1 and status["remedy"]["action"] == "resume"
     assert main(["gad", "train", "--out", str(out), "--resume", "--device", "cpu", "--no-progress"]) == 0
     _assert_same_supports(out, uninterrupted)
+
+
+@pytest.mark.slow
+def test_the_launcher_runs_stops_and_resumes_in_the_background(tiny: Path, tmp_path: Path, uninterrupted: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the app does: launch_gad starts the process (its output in gad.log), stop_gad stops it after a step,
+    resume_gad continues with the support model it was training."""
+    from interpgrad.gad import launch_gad, resume_gad, stop_gad
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    folder, process = launch_gad({"checkpoint": str(tiny), "strategy": Pair("circle", "square"), **LONG}, tmp_path,
+                                 "background")
+    try:
+        _in_second_support(folder, process)
+        assert stop_gad(folder)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert folder.read_status()["state"] == "stopped" and not stop_gad(folder)
+    with pytest.raises(ConfigError, match="already exists"):
+        launch_gad({"checkpoint": str(tiny), "strategy": Pair("circle", "square")}, tmp_path, "background")
+    resumed = resume_gad(folder)
+    assert resumed.wait(timeout=300) == 0
+    assert folder.read_status()["state"] == "finished"
+    log = folder.log_path.read_text()
+    assert "stopped during support model 2" in log and "kept support 1" in log
+    with pytest.raises(ConfigError, match="has finished"):
+        resume_gad(folder)
+    _assert_same_supports(folder.path, uninterrupted)
