@@ -91,8 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="cifar,imagenet", help="comma-separated: cifar, imagenet")
     parser.add_argument("--batches", default="1,16", help="comma-separated batch sizes")
-    parser.add_argument("--methods", default=",".join(name for name, method in methods().items() if not method.requires),
-                        help="comma-separated method names (default: every one that needs no run, i.e. not gad)")
+    every = ",".join(name for name, method in methods().items() if not method.requires)  # not gad: it needs a run
+    parser.add_argument("--methods", default=every, help="comma-separated method names")
     parser.add_argument("--budget", type=float, default=20.0, help="seconds of measurement per cell (default 20)")
     parser.add_argument("--min-repeats", type=int, default=3, help="runs per cell at least (default 3)")
     parser.add_argument("--max-repeats", type=int, default=25, help="runs per cell at most (default 25)")

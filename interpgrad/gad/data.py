@@ -50,13 +50,14 @@ def strategy_images(
     train, val, info = build_datasets(name, root=root, image_size=None if name in CIFAR_NAMES else size, seed=seed,
                                       normalize=False)
     if len(info.class_names) != len(class_names_of(metadata)):
-        raise DataError(f"{name} has {len(info.class_names)} classes but the model has {metadata['model']['num_classes']}")
+        raise DataError(f"{name} has {len(info.class_names)} classes but the model has "
+                        f"{metadata['model']['num_classes']}")
     dataset = train if split == "train" else val
     sides = strategy.sides(torch.tensor(np.asarray(dataset.labels)))
     chosen = torch.nonzero(sides >= 0).flatten()[:n]
     if len(chosen) < 2:
-        raise DataError(f"the {split} split of {name} has {len(chosen)} images of {strategy.describe(info.class_names)}; "
-                        "GAD needs at least 2")
+        raise DataError(f"the {split} split of {name} has {len(chosen)} images of "
+                        f"{strategy.describe(info.class_names)}; GAD needs at least 2")
     indices = chosen.numpy()
     if hasattr(dataset, "load_uint8"):  # an image folder: decode only the chosen images
         pixels = np.stack([dataset.load_uint8(int(index)) for index in indices])

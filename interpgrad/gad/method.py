@@ -58,7 +58,8 @@ def gad(request: Request, support: str, base: str, q: float, fusion: str) -> Att
     """``raw = A_0 * M``: the original's raw attribution where the fused mask ``M`` of the top-q % masks of
     ``sum_c |A_s|``, s = 0..S, holds."""
     if not support:
-        raise ConfigError("gad needs support=RUN: a GAD run folder made from this model (python -m interpgrad gad train)")
+        raise ConfigError("gad needs support=RUN: a GAD run folder made from this model "
+                          "(python -m interpgrad gad train)")
     folder = GadDir(Path(os.fspath(support)))
     if not folder.config_path.is_file():
         raise ConfigError(f"there is no GAD run in {support} (no config.json)")

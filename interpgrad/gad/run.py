@@ -30,7 +30,14 @@ from torch import nn
 from .._version import __version__
 from ..errors import CheckpointError, ConfigError, InterpgradError, Remedy
 from ..jobs import JobDir, list_jobs, reason_fields
-from ..training.checkpoint import checkpoint_path, class_names_of, load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from ..training.checkpoint import (
+    CHECKPOINT_NAME,
+    checkpoint_path,
+    class_names_of,
+    load_checkpoint,
+    read_checkpoint_metadata,
+    save_checkpoint,
+)
 from .data import dataset_of, strategy_images
 from .distancing import alpha_schedule
 from .settings import CHANGEABLE_ON_RESUME, gad_settings, parse_alphas
@@ -136,12 +143,18 @@ class GadRun:
     def complete(self) -> bool:
         return len(self.supports) == len(self.alphas)
 
+    @property
+    def model_name(self) -> str:
+        """The original's name: its run folder's, or its file's."""
+        path = Path(self.checkpoint)
+        return path.parent.name if path.name == CHECKPOINT_NAME else path.stem
+
     def describe(self) -> str:
-        """``shapes-resnet18-baseline, circle vs square: 3 support models (alpha 2.1, 4.2, 6.3), train last_stage``."""
+        """``shapes-resnet18-baseline, circle vs square: 3 of 3 support models (alpha 17.5, 34.9, 52.4), train
+        last_stage``."""
         alphas = ", ".join(f"{alpha:.3g}" for alpha in self.alphas[: len(self.supports)])
-        return (f"{Path(self.checkpoint).name if Path(self.checkpoint).name != 'model.safetensors' else Path(self.checkpoint).parent.name}, "
-                f"{self.strategy.describe(self.class_names)}: {len(self.supports)} of {len(self.alphas)} support "
-                f"models (alpha {alphas}), train {self.settings.get('train')}")
+        return (f"{self.model_name}, {self.strategy.describe(self.class_names)}: {len(self.supports)} of "
+                f"{len(self.alphas)} support models (alpha {alphas}), train {self.settings.get('train')}")
 
 
 def _read_config(folder: GadDir) -> dict[str, Any]:
@@ -435,6 +448,7 @@ def _finished_support(folder: GadDir, index: int, alpha: float, digest: str) -> 
         gad = read_checkpoint_metadata(path).get("gad") or {}
     except InterpgradError:
         return None  # unreadable: trained again and rewritten (atomically)
-    if gad.get("index") != index or gad.get("alpha") != float(alpha) or (gad.get("original") or {}).get("sha256") != digest:
+    made_from = (gad.get("original") or {}).get("sha256")
+    if gad.get("index") != index or gad.get("alpha") != float(alpha) or made_from != digest:
         return None
     return SupportReport.from_dict(gad["report"])

@@ -117,7 +117,8 @@ class Pair(Strategy):
         return (self.l,)  # type: ignore[return-value]
 
     def resolved(self, class_names: Sequence[str]) -> "Pair":
-        k, l = _distinct([_class_index(self.k, class_names), _class_index(self.l, class_names)], class_names, "the pair")
+        k, l = (_class_index(self.k, class_names), _class_index(self.l, class_names))  # noqa: E741
+        _distinct([k, l], class_names, "the pair")
         return Pair(k, l)
 
     def to_dict(self) -> dict[str, Any]:
