@@ -395,6 +395,23 @@ def test_a_resume_with_other_settings_or_another_checkpoint_is_refused(tiny: Pat
     assert (tiny_run / "config.json").read_bytes() == before
 
 
+def test_a_resume_after_the_original_changed_is_refused(other: Path, tiny_run: Path, tmp_path: Path) -> None:
+    """The run records its original by path and content: a file at that path with other contents (retrained since)
+    is refused, not trained from."""
+    import shutil
+
+    moved = tmp_path / "run"
+    shutil.copytree(tiny_run, moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["original"]["path"] = str(other)
+    (moved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"was made from .*other.* \(sha256 [0-9a-f]{12}…\), not from .*, which has "
+                                          "changed or is another checkpoint"):
+        train_gad(out=moved, resume=True)
+    with pytest.raises(ConfigError, match="the GAD run was made from"):
+        load_gad_run(moved)
+
+
 def test_a_run_made_from_another_checkpoint_is_refused(other: Path, tiny_run: Path) -> None:
     with pytest.raises(ConfigError, match=r"the GAD run was made from .* \(sha256 [0-9a-f]{12}…\), not from .*other"):
         load_gad_run(tiny_run, original=other)

@@ -257,7 +257,7 @@ def _launched_for_us(folder: GadDir) -> bool:  # as the trainer's
 
 
 def _resume_settings(folder: GadDir, saved: Mapping[str, Any], given: Mapping[str, Any], explicit: Collection[str],
-                     checkpoint: str | os.PathLike[str] | None, strategy: Strategy | None) -> dict[str, Any]:
+                     strategy: Strategy | None) -> dict[str, Any]:
     """The saved settings with the few a resumed run may change; a ConfigError when the user asks for others."""
     settings = dict(saved["settings"])
     typed = gad_settings({**settings, **{key: given[key] for key in explicit if key in given}})
@@ -267,9 +267,6 @@ def _resume_settings(folder: GadDir, saved: Mapping[str, Any], given: Mapping[st
         if typed[key] != settings.get(key):
             raise ConfigError(f"{folder.path} was made with {key}={settings.get(key)!r}; resume with the same settings "
                               f"(only {', '.join(sorted(CHANGEABLE_ON_RESUME))} may change) or start a new run")
-    if checkpoint is not None and file_sha256(checkpoint_path(checkpoint)) != saved["original"]["sha256"]:
-        raise ConfigError(f"{folder.path} was made from {saved['original']['path']}, not from {checkpoint}; resume "
-                          "with the same checkpoint or start a new run")
     if strategy is not None:
         names = class_names_of(saved["original"]["metadata"])
         if strategy.resolved(names).to_dict() != saved["strategy"]:
@@ -308,8 +305,14 @@ def train_gad(
             saved = _read_config(folder)
             if folder.read_status().get("state") == "running" and not ours:
                 raise ConfigError(f"{folder.path} is still running")
-            settings = _resume_settings(folder, saved, options, explicit, checkpoint, strategy)
+            settings = _resume_settings(folder, saved, options, explicit, strategy)
             path = _find_recorded(saved["original"]["path"]) if checkpoint is None else checkpoint_path(checkpoint)
+            if not path.is_file():
+                raise ConfigError(f"no checkpoint at {checkpoint}")
+            if file_sha256(path) != saved["original"]["sha256"]:
+                raise ConfigError(f"{folder.path} was made from {saved['original']['path']} (sha256 "
+                                  f"{saved['original']['sha256'][:12]}…), not from {path}, which has changed or is "
+                                  "another checkpoint; resume with the same checkpoint or start a new run")
             strategy = strategy_from_dict(saved["strategy"])
         else:
             if folder.exists():

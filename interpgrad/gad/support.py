@@ -264,8 +264,8 @@ def train_support(
 
     features = None
     if part == "head":
-        features = _Features(reference, head_module(reference)[1], train, device, max(batch_size, 128)).values
-    head_reference, head_support = head_module(reference)[1], head_module(support)[1]
+        head_reference, head_support = head_module(reference)[1], head_module(support)[1]
+        features = _Features(reference, head_reference, train, device, max(batch_size, 128)).values
 
     def pair(indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the support's logits, the distanced targets) of a batch."""
