@@ -158,19 +158,25 @@ def _assert_same_supports(ours: Path, reference: Path) -> None:
             torch.testing.assert_close(a.state_dict()[key], value, rtol=1e-6, atol=1e-7, msg=key)
 
 
+def _interrupt_in_the_second_support(tiny: Path, out: Path, number: signal.Signals) -> tuple[int, str]:
+    """Start a run, send it ``number`` once it trains its second support model; its exit status and stderr."""
+    process = subprocess.Popen(_command(tiny, out), env=_environment(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _in_second_support(GadDir(out), process)
+        process.send_signal(number)
+        code = process.wait(timeout=60)
+        return code, process.stderr.read() if process.stderr else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 @pytest.mark.slow
 def test_sigkill_in_the_second_support_then_resume(tiny: Path, tmp_path: Path, uninterrupted: Path) -> None:
     out = tmp_path / "killed"
     folder = GadDir(out)
-    process = subprocess.Popen(_command(tiny, out), env=_environment(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        _in_second_support(folder, process)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    assert _interrupt_in_the_second_support(tiny, out, signal.SIGKILL)[0] == -signal.SIGKILL
     assert folder.read_status()["state"] == "interrupted"
     assert (out / "support-1.safetensors").is_file() and not (out / "support-2.safetensors").exists()
     first = (out / "support-1.safetensors").read_bytes()
@@ -186,16 +192,8 @@ def test_sigkill_in_the_second_support_then_resume(tiny: Path, tmp_path: Path, u
 def test_sigterm_stops_cleanly_and_resumes(tiny: Path, tmp_path: Path, uninterrupted: Path) -> None:
     out = tmp_path / "stopped"
     folder = GadDir(out)
-    process = subprocess.Popen(_command(tiny, out), env=_environment(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        _in_second_support(folder, process)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
-        err = process.stderr.read() if process.stderr else ""
-    finally:
-        if process.poll() is None:
-            process.kill()
+    code, err = _interrupt_in_the_second_support(tiny, out, signal.SIGTERM)
+    assert code == 0
     assert "stopped while training support model 2; continue with --resume" in err
     status = folder.read_status()
     assert status["state"] == "stopped" and status["supports_done"] == 1 and status["remedy"]["action"] == "resume"
