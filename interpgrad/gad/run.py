@@ -30,6 +30,7 @@ from torch import nn
 from .._version import __version__
 from ..errors import CheckpointError, ConfigError, InterpgradError, Remedy
 from ..jobs import JobDir, list_jobs, reason_fields
+from ..metrics.request import resolve_device
 from ..training.checkpoint import (
     CHECKPOINT_NAME,
     checkpoint_path,
@@ -366,8 +367,6 @@ class _Prepared:
 def _prepare(path: Path, strategy: Strategy, settings: dict[str, Any], saved: dict[str, Any] | None) -> _Prepared:
     """Load and check everything (the checkpoint, the strategy, the images) and compute the alphas; nothing is
     written."""
-    from ..metrics.request import resolve_device
-
     device = resolve_device(settings["device"])
     original, metadata = load_checkpoint(path, device=device)
     strategy = strategy.resolved(class_names_of(metadata))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Collection, Mapping, Sequence
 
 from ..errors import ConfigError
+from ..metrics.request import resolve_device
 from ..params import Param, When, resolve_params
 from .distancing import DISTANCING_MODES, GAP_REDUCTIONS
 from .support import TRAINED_PARTS
@@ -84,7 +85,5 @@ def gad_settings(given: Mapping[str, Any], explicit: Collection[str] = ()) -> di
         if "supports" in explicit and "supports" in given and int(given["supports"]) != count:
             raise ConfigError(f"supports={given['supports']} but {count} alphas are given: one support model per alpha")
         values["supports"] = count
-    from ..metrics.request import resolve_device
-
     resolve_device(values["device"])
     return values
