@@ -8,6 +8,8 @@ section 2) in which every choice is a declared parameter, and no number it gives
     run = load_gad_run("gad/circle-square")      # the original, the supports, alphas, strategy, reports
     result = gad_explanation(run, x, base="integrated_gradients", q=10.0, fusion="intersection")
     result.gad_map                               # [B, H, W]; also result.maps, .masks, .fused
+    x, labels, names = study_images(run, "val", n=500)                 # the first 500 val images of its classes
+    table = region_study(run, x, labels, names=names)  # regions.csv: image, label, RC and RS per image
     interpgrad.explain(model, x, "gad", support="gad/circle-square")   # the registry method
 
     distanced_logits(logits, sides, strategy, alpha, mode)   # the support models' regression targets
@@ -32,6 +34,7 @@ from .launcher import command_line, launch_gad, resume_gad, stop_gad
 from .run import GadDir, GadRun, list_gad_runs, load_gad_run, load_supports, parameters_sha256, train_gad
 from .settings import SCHEDULES, TRAINING_PARAMS, gad_settings
 from .strategies import STRATEGIES, OneVsAll, Pair, Split, Strategy, parse_strategy, strategy_from_dict
+from .study import STUDY_COLUMNS, region_study, study_images
 from .support import TRAINED_PARTS, StrategyImages, SupportReport, SupportStopped, head_module, trained_modules
 
 from . import method  # noqa: F401  isort: skip  (registers "gad" with interpgrad.explain)
@@ -48,6 +51,7 @@ __all__ = [
     "Pair",
     "SCHEDULES",
     "STRATEGIES",
+    "STUDY_COLUMNS",
     "Split",
     "Strategy",
     "StrategyImages",
@@ -71,9 +75,11 @@ __all__ = [
     "parameters_sha256",
     "parse_strategy",
     "pixel_map",
+    "region_study",
     "resume_gad",
     "stop_gad",
     "strategy_from_dict",
+    "study_images",
     "train_gad",
     "trained_modules",
 ]
