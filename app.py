@@ -55,11 +55,13 @@ def home() -> None:
     show_broken(everything)
 
     st.subheader("Where next")
-    links = st.columns(2) + st.columns(2)
+    links = st.columns(2) + st.columns(2) + st.columns(2)
     links[0].page_link("pages/2_Explore.py", label="Explore: compare saliency maps side by side", icon=":material/image_search:")
     links[1].page_link("pages/3_Train.py", label="Train: baseline vs. regularized models", icon=":material/model_training:")
     links[2].page_link("pages/4_Evaluate.py", label="Evaluate: score maps and models with metrics", icon=":material/analytics:")
     links[3].page_link("pages/1_Models.py", label="Models: metadata, curves, uploads", icon=":material/inventory_2:")
+    links[4].page_link("pages/5_GAD.py", label="GAD & regions: support models, fused maps, convex-hull RC and RS",
+                       icon=":material/join_inner:")
     with st.expander("Regularizers and architectures"):
         st.dataframe([{"regularizer": name, "what it does": cls.description} for name, cls in REGULARIZERS.items()], hide_index=True)
         st.dataframe([{"architecture": a.name, "family": a.family, "CAM layer": a.target_layer, "description": a.description}
@@ -75,4 +77,5 @@ st.navigation([
     st.Page("pages/2_Explore.py", title="Explore", icon=":material/image_search:"),
     st.Page("pages/3_Train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/4_Evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("pages/5_GAD.py", title="GAD & regions", icon=":material/join_inner:"),
 ]).run()

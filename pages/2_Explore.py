@@ -28,10 +28,12 @@ DEFAULT_METHODS = ["gradient", "guided_backprop", "smoothgrad", "gradcam", "grad
 UPLOAD_FORMATS = {"PNG": ["png"], "JPEG": ["jpg", "jpeg"], "TIFF": ["tif", "tiff"], "BMP": ["bmp"], "WEBP": ["webp"]}
 PANEL = 192  # pixels of a panel as drawn (the browser scales it to its column)
 MIN_COLUMNS = 6  # the grid is laid out on at least this many columns (input + methods)
-REGISTRY = method_registry()
+REGISTRY = {name: method for name, method in method_registry().items() if not method.requires}  # not "gad" (a GAD run)
+NEED_MORE = sorted(name for name, method in method_registry().items() if method.requires)
 
 entries = {entry.key: entry for entry in zoo()}
 drop_missing_choices("explore.models", list(entries))
+drop_missing_choices("explore.methods", list(REGISTRY))
 
 
 def _upload_changed() -> None:
@@ -86,6 +88,8 @@ model_keys = st.multiselect("Models (rows)", list(entries), default=default_mode
                             format_func=lambda key: entries[key].label)
 method_names = st.multiselect("Methods (columns)", list(REGISTRY), default=[m for m in DEFAULT_METHODS if m in REGISTRY],
                               key="explore.methods", persist_state="session", format_func=lambda name: f"{name} ({REGISTRY[name].family})")
+if NEED_MORE:
+    st.caption(f"{', '.join(NEED_MORE)} needs support models trained for a model: see the GAD & regions page.")
 options = st.columns(4)
 with_captum = options[0].toggle("Captum beside ours", value=True, key="explore.captum", persist_state="session",
                                 help="Captum's result for " + ", ".join(m for m in REGISTRY if has_reference(m)))

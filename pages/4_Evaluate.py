@@ -30,7 +30,8 @@ st.caption("Score saliency maps with faithfulness, causality, localisation, sani
            "background: it keeps going when you close the browser, and a finished one reopens instantly.")
 
 ROOT = default_directories()["evaluation"]
-METHODS = method_registry()
+METHODS = {name: method for name, method in method_registry().items() if not method.requires}  # not "gad"
+NEED_MORE = sorted(name for name, method in method_registry().items() if method.requires)
 METRICS = metric_registry()
 DEFAULT_METHODS = ["gradient", "guided_backprop", "gradcam", "random", "edge"]
 HAS_MASKS = {"shapes"}
@@ -73,6 +74,9 @@ with st.expander("New evaluation", expanded=not listed):
         persist_state="session", format_func=lambda name: f"{name} ({METHODS[name].family})")
     st.caption("The controls random (noise) and edge (an edge detector) are evaluated last: every method is compared "
                "with them, which shows whether it beats a map that knows nothing about the model.")
+    if NEED_MORE:
+        st.caption(f"{', '.join(NEED_MORE)} is not offered here: it needs support models trained for a model; "
+                   "the GAD & regions page trains them, explains with them and measures their regions.")
 
     data_columns = st.columns([2, 3, 1, 1])
     dataset = data_columns[0].selectbox("Dataset", DATASETS, key="evaluate.dataset", persist_state="session",
