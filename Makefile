@@ -9,7 +9,7 @@ PORT ?= 8501
 # make run ADDRESS=0.0.0.0 lets other machines reach it.
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test test-fast install install-dev system-deps checkpoints starter-evaluation clean
+.PHONY: run test test-fast install install-dev system-deps checkpoints gad-runs starter-evaluation clean
 
 $(VENV)/.runtime-installed: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "interpgrad needs Python 3.10 or newer")'
@@ -53,6 +53,30 @@ checkpoints: install
 	for kind in baseline guided; do \
 	  mkdir -p checkpoints/shapes-resnet18-$$kind && \
 	  for file in $(STARTER_FILES); do cp build/starter/$$kind/$$file checkpoints/shapes-resnet18-$$kind/; done; \
+	done
+	$(MAKE) gad-runs
+
+# The shipped GAD runs (our reading of GAD, PAPERS.md section 2) of the two starter checkpoints on the pair of shapes
+# classes they confuse most, square vs heart (validation set: baseline 4, guided 9 of 2,000 images): 3 support models
+# each (the default settings; about 1 minute on 2 CPU cores), then their regions over the first 500 validation images
+# of the two classes (Integrated Gradients; about 10 minutes each on one CPU core). Each lands in
+# checkpoints/gad/<run> with the explain outputs in <run>/study/ (the GAD & regions page reads them).
+GAD_PAIR := square,heart
+GAD_RUN_FILES := config.json status.json support-1.json support-1.safetensors support-2.json support-2.safetensors \
+	support-3.json support-3.safetensors
+GAD_STUDY_PNGS := 4
+gad-runs: install
+	for kind in baseline guided; do \
+	  run=shapes-resnet18-$$kind-square-heart && rm -rf build/gad/$$run build/gad/study-$$kind && \
+	  $(BIN)/python -m interpgrad gad train --checkpoint checkpoints/shapes-resnet18-$$kind --classes $(GAD_PAIR) \
+	      --device cpu --out build/gad/$$run && \
+	  $(BIN)/python -m interpgrad gad explain --run build/gad/$$run --dataset-sample --n 500 \
+	      --out build/gad/study-$$kind && \
+	  rm -rf checkpoints/gad/$$run && mkdir -p checkpoints/gad/$$run/study && \
+	  for file in $(GAD_RUN_FILES); do cp build/gad/$$run/$$file checkpoints/gad/$$run/; done && \
+	  cp build/gad/study-$$kind/regions.csv build/gad/study-$$kind/summary.csv checkpoints/gad/$$run/study/ && \
+	  ls build/gad/study-$$kind/*.png | sort -V | head -n $(GAD_STUDY_PNGS) | xargs -I{} cp {} checkpoints/gad/$$run/study/ \
+	  || exit 1; \
 	done
 
 # The evaluation of the two starter checkpoints shipped in checkpoints/evaluations/shapes-starter (the Evaluate page

@@ -229,3 +229,81 @@ def test_the_launcher_runs_stops_and_resumes_in_the_background(tiny: Path, tmp_p
     with pytest.raises(ConfigError, match="has finished"):
         resume_gad(folder)
     _assert_same_supports(folder.path, uninterrupted)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# gad explain
+
+
+EXPLAIN = ["--base", "gradient", "--no-progress"]
+
+
+def test_gad_explain_a_dataset_sample(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    from interpgrad.gad import STUDY_COLUMNS
+
+    out = tmp_path / "sample"
+    code, printed, err = gad(capsys, "explain", "--run", str(trained), "--dataset-sample", "--n", "6", "--max-png", "2",
+                             "--batch-size", "4", "--out", str(out), *EXPLAIN)
+    assert code == 0, err
+    table = pd.read_csv(out / "regions.csv")
+    assert tuple(table.columns) == STUDY_COLUMNS and len(table) == 6 and set(table["label"]) <= {"circle", "square"}
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns) == ["quantity", "mean", "ci_low", "ci_high", "n", "excluded"]
+    assert {"rc", "rs_gad > rs_removed", "rs_gad > rs_random"} <= set(summary["quantity"])
+    assert sorted(path.name for path in out.glob("*.png")) == sorted(f"{name}.png" for name in table["image"][:2])
+    assert "rs_gad > rs_removed" in printed and "rs_gad > rs_random" in printed and "6 images in" in printed
+    rc = summary.set_index("quantity").loc["rc"]
+    assert f"{rc['mean']:8.3f}  [{rc['ci_low']:.3f}, {rc['ci_high']:.3f}]" in printed
+
+
+def test_gad_explain_image_files(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    paths = []
+    for index, size in enumerate((16, 40)):
+        paths.append(tmp_path / f"picture {index}.png")
+        Image.fromarray(np.random.default_rng(index).integers(0, 256, (size, size, 3), dtype=np.uint8)).save(paths[-1])
+    out = tmp_path / "files"
+    code, printed, err = gad(capsys, "explain", "--run", str(trained), "--image", str(paths[0]), "--image",
+                             str(paths[1]), "--occlusion", "mean", "--out", str(out), *EXPLAIN)
+    assert code == 0, err
+    table = pd.read_csv(out / "regions.csv", keep_default_na=False)
+    assert list(table["image"]) == ["picture 0.png", "picture 1.png"] and list(table["label"]) == ["", ""]
+    assert sorted(path.name for path in out.glob("*.png")) == ["picture_0.png.png", "picture_1.png.png"]
+    assert Image.open(out / "picture_0.png.png").size[0] > 160 * 6
+
+
+def test_gad_explain_refuses_bad_input_with_one_line(trained: Path, tiny: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    incomplete = tmp_path / "incomplete"
+    shutil.copytree(trained, incomplete)
+    for path in incomplete.glob("support-2.*"):
+        path.unlink()
+    other = small_models.tiny_shapes_checkpoint(tmp_path / "other", seed=1)
+    moved = tmp_path / "moved"
+    shutil.copytree(trained, moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["original"]["path"] = str(other)
+    (moved / "config.json").write_text(json.dumps(config))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    for arguments, message in [
+        (["--run", str(tmp_path / "none"), "--dataset-sample"], "there is no GAD run in"),
+        (["--run", str(incomplete), "--dataset-sample"], "is incomplete (1 of 2 support models)"),
+        (["--run", str(moved), "--dataset-sample"], "the GAD run was made from"),
+        (["--run", str(trained), "--image", str(broken)], "broken.png"),
+        (["--run", str(trained), "--image", str(tmp_path / "missing.png")], "missing.png"),
+        (["--run", str(trained), "--dataset-sample", "--n", "0"], "--n must be >= 1"),
+        (["--run", str(trained)], "one of the arguments --image --dataset-sample is required"),
+        (["--run", str(trained), "--dataset-sample", "--fusion", "some"], "argument --fusion: invalid choice"),
+    ]:
+        out = tmp_path / "out"
+        code, printed, err = gad(capsys, "explain", *arguments, "--out", str(out), *EXPLAIN)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (arguments, err)
+        assert err.startswith("interpgrad gad") and not (out / "regions.csv").exists()
