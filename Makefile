@@ -75,7 +75,8 @@ gad-runs: install
 	  rm -rf checkpoints/gad/$$run && mkdir -p checkpoints/gad/$$run/study && \
 	  for file in $(GAD_RUN_FILES); do cp build/gad/$$run/$$file checkpoints/gad/$$run/; done && \
 	  cp build/gad/study-$$kind/regions.csv build/gad/study-$$kind/summary.csv checkpoints/gad/$$run/study/ && \
-	  ls build/gad/study-$$kind/*.png | sort -V | head -n $(GAD_STUDY_PNGS) | xargs -I{} cp {} checkpoints/gad/$$run/study/ \
+	  ls build/gad/study-$$kind/*.png | sort -V | head -n $(GAD_STUDY_PNGS) | \
+	      xargs -I{} cp {} checkpoints/gad/$$run/study/ \
 	  || exit 1; \
 	done
 

@@ -21,7 +21,8 @@ from interpgrad.training.checkpoint import input_normalisation
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = {kind: ROOT / "checkpoints" / "gad" / f"shapes-resnet18-{kind}-square-heart" for kind in ("baseline", "guided")}
+SHIPPED = {kind: ROOT / "checkpoints" / "gad" / f"shapes-resnet18-{kind}-square-heart"
+           for kind in ("baseline", "guided")}
 TINY = {"supports": 2, "n_train": 64, "n_val": 32, "epochs": 2, "batch_size": 16, "lr": 1e-4, "device": "cpu"}
 FAST = {"base": "gradient"}
 

@@ -233,7 +233,8 @@ def _summary_text(summary: Any) -> str:
     lines = []
     for row in summary.itertuples(index=False):
         excluded = f", {row.excluded} excluded" if row.excluded else ""
-        lines.append(f"  {row.quantity:<22} {row.mean:8.3f}  [{row.ci_low:.3f}, {row.ci_high:.3f}]  n={row.n}{excluded}")
+        interval = f"[{row.ci_low:.3f}, {row.ci_high:.3f}]"
+        lines.append(f"  {row.quantity:<22} {row.mean:8.3f}  {interval}  n={row.n}{excluded}")
     return "mean [95% CI] over the images (the shares: images where occluding GAD's regions lowers the probability " \
            "more than occluding what GAD removed, and than random regions of GAD's area)\n" + "\n".join(lines)
 
