@@ -33,7 +33,7 @@ st.caption(
     "sensitivity) is how much hiding them lowers the probability of the predicted class.")
 
 ROOTS = gad_roots()
-UPLOAD_FORMATS = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "webp"]
+UPLOAD_FORMATS = {"PNG": ["png"], "JPEG": ["jpg", "jpeg"], "TIFF": ["tif", "tiff"], "BMP": ["bmp"], "WEBP": ["webp"]}
 STRATEGIES = {"pair": "two classes", "one_vs_all": "one class against the rest", "split": "two groups of classes"}
 
 if "gad.flash" in st.session_state:
@@ -168,7 +168,7 @@ def _upload_changed() -> None:
     if upload is None:
         return
     try:
-        image = load_image(upload.getvalue(), formats=UPLOAD_FORMATS)
+        image = load_image(upload.getvalue(), formats=list(UPLOAD_FORMATS))
         st.session_state["gad.uploaded"] = Sample(upload.name, image, dataset="upload")
     except InterpgradError as error:
         st.session_state["gad.upload_error"] = f"{upload.name} cannot be used: {error}"
@@ -179,7 +179,7 @@ with left:
     source = st.radio("Image", ["bundled sample", "upload"], horizontal=True, key="gad.source", persist_state="session")
     chosen: Sample | None
     if source == "upload":
-        st.file_uploader("An image (PNG, JPEG, TIFF, BMP, WebP)", type=UPLOAD_FORMATS, key="gad.upload",
+        st.file_uploader("An image (PNG, JPEG, TIFF, BMP, WebP)", type=[kind for kinds in UPLOAD_FORMATS.values() for kind in kinds], key="gad.upload",
                          on_change=_upload_changed)
         if "gad.upload_error" in st.session_state:
             st.error(st.session_state["gad.upload_error"])
