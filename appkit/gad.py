@@ -196,7 +196,7 @@ def explain_image(
         fused=_enlarged(_mask_image(result.fused[0].numpy())),
         gad=_enlarged(gad_overlay),
         hulls_original=draw_regions(_enlarged(overlays[0]), original_regions, ORIGINAL_COLOUR, outline=2),
-        hulls_gad=draw_regions(_enlarged(gad_overlay), gad_regions, GAD_COLOUR, outline=2),
+        hulls_gad=draw_regions(_enlarged(overlays[0]), gad_regions, GAD_COLOUR, outline=2),
         regions_original=original_regions,
         regions_gad=gad_regions,
         rc_original=region_complexity(original_regions, shape),

@@ -256,29 +256,40 @@ st.caption("Maps: " + base + " summed over the colour channels (|.|), each on it
            "image). Second row: each map's top q % of pixels (white), the masks fused into the GAD mask.")
 
 st.markdown("**Convex-hull regions and their metrics**")
-hulls = st.columns([1, 1, 2])
+hulls = st.columns([1, 1, 3])
 n_original, area_original = view.rc_original
 n_gad, area_gad = view.rc_gad
+numbers = view.row
 hulls[0].image(view.hulls_original, width="stretch",
                caption=f"original: {n_original} regions, {area_original:.1%} of the image (cyan hulls)")
 hulls[1].image(view.hulls_gad, width="stretch",
                caption=f"GAD: {n_gad} regions, {area_gad:.1%} of the image (magenta hulls)")
-numbers = view.row
-rc = numbers["rc"]
 with hulls[2]:
-    st.dataframe([
-        {"quantity": "RC: regions", "original": float(n_original), "GAD": float(n_gad)},
-        {"quantity": "RC: hull area (share of the image)", "original": area_original, "GAD": area_gad},
-        {"quantity": "RC: GAD area / original area (< 1: GAD explains with less)", "original": None, "GAD": rc},
-        {"quantity": "RS: GAD's regions occluded", "original": None, "GAD": numbers["rs_gad"]},
-        {"quantity": "RS: what GAD removed occluded", "original": None, "GAD": numbers["rs_removed"]},
-        {"quantity": "RS: random regions of GAD's area occluded", "original": None, "GAD": numbers["rs_random"]},
-    ], hide_index=True, key="gad.numbers",
-        column_config={"original": st.column_config.NumberColumn(format="%.3f"),
-                       "GAD": st.column_config.NumberColumn(format="%.3f")})
+    tiles = st.columns([0.8, 1.6, 1])
+    tiles[0].metric("Regions", f"{n_original} → {n_gad}", border=True,
+                    help="RC, region complexity: the number of convex-hull regions, original → GAD")
+    tiles[1].metric("Hull area", f"{area_original:.1%} → {area_gad:.1%}", border=True,
+                    help="RC: the area of the union of the hulls as a share of the image, original → GAD")
+    tiles[2].metric("RC: area ratio", "—" if numbers["rc"] != numbers["rc"] else f"{numbers['rc']:.3f}",
+                    border=True, help="GAD's hull area / the original's: below 1, GAD explains with less of the image")
+    tiles = st.columns(3)
+    tiles[0].metric("RS: GAD's regions", f"{numbers['rs_gad']:.3f}", border=True,
+                    help="relative drop of the predicted class's probability when GAD's hulls are occluded")
+    tiles[1].metric("RS: what GAD removed", f"{numbers['rs_removed']:.3f}", border=True,
+                    help="the same for the original's hull pixels outside GAD's hulls")
+    tiles[2].metric("RS: random control", f"{numbers['rs_random']:.3f}", border=True,
+                    help="the same for random regions of the area of GAD's hulls (the control)")
     st.caption(f"RS = (p − p occluded) / p for the predicted class, the hulls' pixels replaced by {occlusion}: higher "
-               "means the regions matter more to the model. \"What GAD removed\": the original's hull pixels outside "
-               "GAD's hulls. Random: a control of the same area as GAD's hulls.")
+               "means the regions matter more to the model. Both overlays are drawn over the original map.")
+    with st.expander("The numbers, unrounded"):
+        st.dataframe([
+            {"quantity": "RC: regions", "original": float(n_original), "GAD": float(n_gad)},
+            {"quantity": "RC: hull area (share of the image)", "original": area_original, "GAD": area_gad},
+            {"quantity": "RC: GAD area / original area (< 1: GAD explains with less)", "GAD": numbers["rc"]},
+            {"quantity": "RS: GAD's regions occluded", "GAD": numbers["rs_gad"]},
+            {"quantity": "RS: what GAD removed occluded", "GAD": numbers["rs_removed"]},
+            {"quantity": "RS: random regions of GAD's area occluded", "GAD": numbers["rs_random"]},
+        ], hide_index=True, key="gad.numbers")
 
 # --- the dataset --------------------------------------------------------------------------------------------------
 st.subheader("The dataset: RC and RS over many images")
