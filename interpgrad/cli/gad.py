@@ -179,6 +179,9 @@ def _run_explain(args: argparse.Namespace) -> int:
         raise ConfigError(f"the GAD run in {args.run} is incomplete ({len(run.supports)} of {len(run.alphas)} support "
                           f"models); finish it: python -m interpgrad gad train --out {args.run} --resume")
     x, labels, names = _explain_images(args, run)
+    if args.dataset_sample and len(x) < args.n:
+        print(f"the {args.split} split holds {len(x)} images of {run.strategy.describe(run.class_names)}, fewer than "
+              f"--n {args.n}: all of them are used")
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
