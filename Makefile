@@ -59,8 +59,8 @@ checkpoints: install
 # The shipped GAD runs (our reading of GAD, PAPERS.md section 2) of the two starter checkpoints on the pair of shapes
 # classes they confuse most, square vs heart (validation set: baseline 4, guided 9 of 2,000 images): 3 support models
 # each (the default settings; about 1 minute on 2 CPU cores), then their regions over the first 500 validation images
-# of the two classes (Integrated Gradients; about 10 minutes each on one CPU core). Each lands in
-# checkpoints/gad/<run> with the explain outputs in <run>/study/ (the GAD & regions page reads them).
+# of the two classes, of which shapes has 400 (Integrated Gradients; about 3 minutes each on one CPU core). Each lands
+# in checkpoints/gad/<run> with the explain outputs in <run>/study/ (the GAD & regions page reads them).
 GAD_PAIR := square,heart
 GAD_RUN_FILES := config.json status.json support-1.json support-1.safetensors support-2.json support-2.safetensors \
 	support-3.json support-3.safetensors
