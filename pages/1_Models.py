@@ -7,10 +7,11 @@ import streamlit as st
 
 from appkit.charts import training_curves
 from appkit.models import confirm_deletion, model_table, show_broken, zoo
+from appkit.page import page_setup
 from appkit.widgets import drop_missing_choices, readable_errors
 from interpgrad.zoo import default_directories, delete_model, save_upload
 
-st.set_page_config(page_title="interpgrad · Models", layout="wide")
+page_setup("Models")
 st.title("Models")
 st.caption("Shipped checkpoints, runs trained on the Train page, and your uploads (safetensors + metadata; pickles are refused).")
 

@@ -8,6 +8,7 @@ import streamlit as st
 
 from appkit.images import colorbar_html, crisp
 from appkit.models import compared_model, zoo
+from appkit.page import page_setup
 from appkit.widgets import drop_missing_choices, param_widgets, readable_errors
 from interpgrad.comparison import ALIGNMENT_HELP, compare, image_digest, method_help, score_comparison
 from interpgrad.data import load_image
@@ -19,7 +20,7 @@ from interpgrad.reference import has_reference
 from interpgrad.samples import Sample, sample_images
 from interpgrad.viz import DIVERGING_CMAPS, SEQUENTIAL_CMAPS, DisplayOptions
 
-st.set_page_config(page_title="interpgrad · Explore", layout="wide")
+page_setup("Explore")
 st.title("Explore")
 st.caption("Pick an image, one or more models and several methods: every map is computed for every model. With two "
            "or more models, an A - B row shows where their maps differ.")

@@ -9,6 +9,7 @@ import torch
 
 from appkit.charts import training_curves
 from appkit.models import confirm_deletion
+from appkit.page import page_setup
 from appkit.training import follow_default
 from appkit.widgets import JOB_BADGES, param_widgets, readable_errors, status_message
 from interpgrad.data import DATASETS
@@ -19,7 +20,7 @@ from interpgrad.training import RunDir, RunProgress, delete_run, launch_run, lis
 from interpgrad.training.config import OPTIMIZERS, SCHEDULES
 from interpgrad.zoo import default_directories
 
-st.set_page_config(page_title="interpgrad · Train", layout="wide")
+page_setup("Train")
 st.title("Train")
 st.caption("Each run is `python -m interpgrad train` in the background: it keeps going when you close the browser, "
            "and appears among the models after its first epoch.")

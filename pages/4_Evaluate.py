@@ -15,6 +15,7 @@ from appkit import evaluation as views
 from appkit.charts import metric_curves, metric_title, summary_bars
 from appkit.images import crisp
 from appkit.models import zoo
+from appkit.page import page_setup
 from appkit.widgets import JOB_BADGES, drop_missing_choices, param_widgets, readable_errors, status_message
 from interpgrad.data import DATASETS
 from interpgrad.explain import methods as method_registry
@@ -23,7 +24,7 @@ from interpgrad.metrics import (CATEGORIES, PRESETS, SPLITS, TARGETS, launch_eva
 from interpgrad.metrics import metrics as metric_registry
 from interpgrad.zoo import default_directories
 
-st.set_page_config(page_title="interpgrad · Evaluate", layout="wide")
+page_setup("Evaluate")
 st.title("Evaluate")
 st.caption("Score saliency maps with faithfulness, causality, localisation, sanity and complexity metrics, with "
            "confidence intervals and paired comparisons. Each evaluation is `python -m interpgrad evaluate` in the "

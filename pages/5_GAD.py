@@ -12,6 +12,7 @@ from appkit.gad import (GAD_COLOUR, ORIGINAL_COLOUR, GadChoice, cached_view, des
                         load_run, read_study, share_rows, study_chart, study_progress, summary_rows)
 from appkit.images import crisp
 from appkit.models import zoo
+from appkit.page import page_setup
 from appkit.widgets import JOB_BADGES, param_widgets, readable_errors, status_message
 from interpgrad.data import load_image
 from interpgrad.errors import InterpgradError
@@ -21,7 +22,7 @@ from interpgrad.gad import (FUSIONS, TRAINING_PARAMS, GadDir, OneVsAll, Pair, Sp
 from interpgrad.regions import OCCLUSIONS, summarise_regions
 from interpgrad.samples import Sample, sample_images
 
-st.set_page_config(page_title="interpgrad · GAD & regions", layout="wide")
+page_setup("GAD & regions")
 st.title("GAD & regions")
 st.caption(
     "GAD (gradient artificial distancing; Mazini Rodrigues, Boutry & Najman, 2024) as **our reading of the paper**: "
