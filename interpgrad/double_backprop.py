@@ -22,6 +22,17 @@ an incoming gradient q,
 
 (from d r / d x_k = -r^2 x^_k / M and d x^_i / d x_k = r (delta_ik - 1/M - x^_i x^_k / M)).
 
+Batch-norm modes of the input-gradient passes (``scope.batchnorm``, the guided regularizer's ``batchnorm``):
+``batch`` differentiates the batch statistics as above (row i of the input gradient then mixes every image's loss);
+``per_sample`` holds them constant in the passes that only ask for input gradients, so that batch norm is the
+per-channel affine map ``x -> gamma r (x - mean) + beta`` there and row i is exactly dL_i/dx_i: its input gradient is
+``dx = gamma r g``, and for an incoming gradient q (r = r(x) still depends on x and on the parameters),
+
+    d/dg = gamma r q,   d/dgamma = r sum(q g),   d/dx = -gamma r^2 x^ mean(q g)
+
+``running`` replaces a training-mode batch norm by the affine map of its running statistics (as at inference), without
+updating them.
+
 Passes that only need gradients with respect to the inputs (the regularizers' standard and guided passes) say so
 through ``BackwardRules.inputs_only``, so no weight gradient is computed there. ``tests/test_double_backprop.py``
 checks everything against PyTorch's own derivatives in float64.
@@ -118,6 +129,34 @@ class _BatchNormGradients(torch.autograd.Function):
         return grad_g, grad_x, grad_weight, None, None
 
 
+class _FrozenBatchNormGradient(torch.autograd.Function):
+    """``dx = gamma r g`` (the batch statistics held constant) as a function of (g, x, gamma): r = (var(x) + eps)^-1/2
+    keeps its dependence on x, so the regularizer's parameter gradient is the derivative of what it computes."""
+
+    @staticmethod
+    def forward(ctx: Any, g: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(g, x, weight, mean, invstd)
+        return g * (weight * invstd).view(_channel_shape(x))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, q: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, None, None]:
+        g, x, weight, mean, invstd = ctx.saved_tensors
+        shape = _channel_shape(x)
+        need_g, need_x, need_weight = ctx.needs_input_grad[:3]
+        grad_g = q * (weight * invstd).view(shape) if need_g else None
+        grad_x = grad_weight = None
+        if need_x or need_weight:
+            q_g = _channel_dot(q, g)  # sum(q g) per channel
+            if need_weight:
+                grad_weight = invstd * q_g
+            if need_x:  # d r / d x_k = -r^3 (x_k - mean) / M
+                count = x.numel() // x.shape[1]
+                coefficient = (-weight * invstd.pow(3) * q_g / count).view(shape)
+                grad_x = (x - mean.view(shape)) * coefficient
+        return grad_g, grad_x, grad_weight, None, None
+
+
 class _BatchNormTrain(torch.autograd.Function):
     """Batch norm with batch statistics (updating the running ones): native forward and first-order backward; under
     ``create_graph`` its gradients go through ``_BatchNormGradients``."""
@@ -143,6 +182,14 @@ class _BatchNormTrain(torch.autograd.Function):
     def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight, mean, invstd = ctx.saved_tensors
         needs = _needed(ctx, 3)
+        if ctx.scope.inputs_only and ctx.scope.batchnorm == "per_sample":  # the statistics held constant
+            if not needs[0]:
+                grad_x = None
+            elif torch.is_grad_enabled():
+                grad_x = _FrozenBatchNormGradient.apply(g, x, weight, mean, invstd)
+            else:
+                grad_x = g * (weight * invstd).view(_channel_shape(x))
+            return (grad_x, None, None, None, None, None, None, None)
         if torch.is_grad_enabled():
             grad_x, grad_weight, grad_bias = _BatchNormGradients.apply(g, x, weight, mean, invstd)
             grads = (grad_x, grad_weight, grad_bias)
@@ -289,24 +336,47 @@ def _batch_norm(scope: Any, bound: dict[str, Any]) -> torch.Tensor:
     )
 
 
+def _running_batch_norm(bound: dict[str, Any]) -> torch.Tensor:
+    """Batch norm with its running statistics (inference's affine map), the running statistics left as they are."""
+    x = bound["input"]
+    scale = torch.rsqrt(bound["running_var"] + bound["eps"])
+    if bound["weight"] is not None:
+        scale = scale * bound["weight"]
+    shift = -bound["running_mean"] * scale
+    if bound["bias"] is not None:
+        shift = shift + bound["bias"]
+    shape = _channel_shape(x)
+    return torch.addcmul(shift.view(shape), x, scale.view(shape))
+
+
 def _convolution(scope: Any, bound: dict[str, Any]) -> torch.Tensor:
     params = (_pair(bound["stride"]), _pair(bound["padding"]), _pair(bound["dilation"]), int(bound["groups"]))
     return _Convolution.apply(bound["input"], bound["weight"], bound["bias"], params, scope)
 
 
-def replacement_for(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], scope: Any) -> Callable[[], torch.Tensor] | None:
+def replacement_for(
+    func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], scope: Any, cheap: bool = True
+) -> Callable[[], torch.Tensor] | None:
     """A call computing ``func(*args, **kwargs)`` with the cheaper double backward, or None when ``func`` is not a
     2-D convolution, an affine training-mode batch norm or a ReLU (or grad mode is off, autocast is on, or the call
     is unusual).
-    ReLUs replaced this way apply ``scope.hook`` (the backward rule) themselves."""
+    ReLUs replaced this way apply ``scope.hook`` (the backward rule) themselves. A training-mode batch norm is
+    replaced whenever ``scope.batchnorm`` is not ``batch`` (its mode needs it), also without ``cheap``."""
     if not torch.is_grad_enabled() or not args or not isinstance(args[0], torch.Tensor):
         return None
+    batchnorm = getattr(scope, "batchnorm", "batch")
     if torch.is_autocast_enabled(args[0].device.type):  # autocast casts inside native ops: keep PyTorch's path
         return None
     if func is F.batch_norm:
         bound = _bind(_BATCH_NORM_ARGUMENTS, _BATCH_NORM_DEFAULTS, args, kwargs)
+        if batchnorm == "running" and bound["training"] and bound["running_mean"] is not None:
+            return lambda: _running_batch_norm(bound)
+        if not cheap and batchnorm == "batch":
+            return None
         if bound["training"] and bound["weight"] is not None and bound["bias"] is not None and bound["momentum"] is not None:
             return lambda: _batch_norm(scope, bound)
+    elif not cheap:
+        return None
     elif func is F.conv2d:
         bound = _bind(_CONV_ARGUMENTS, _CONV_DEFAULTS, args, kwargs)
         if not isinstance(bound["padding"], str) and bound["input"].dim() == 4:

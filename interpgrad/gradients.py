@@ -31,9 +31,10 @@ from .double_backprop import replacement_for
 from .errors import ConfigError
 from .modelstate import preserved_model_state
 
-__all__ = ["RULES", "BackwardRules", "rectifier_hooks", "input_gradient", "resolve_target", "select_logits"]
+__all__ = ["BATCHNORM_MODES", "RULES", "BackwardRules", "rectifier_hooks", "input_gradient", "resolve_target", "select_logits"]
 
 RULES = ("standard", "guided")
+BATCHNORM_MODES = ("batch", "per_sample", "running")
 
 # Calls whose output is a rectified value; hardtanh counts when its lower bound is 0 (nn.ReLU6 calls it that way).
 _RECTIFIERS: frozenset[Callable[..., Any]] = frozenset(
@@ -73,6 +74,9 @@ class BackwardRules:
         self.rule = "standard"
         self.inputs_only = False  # backward passes only need gradients w.r.t. inputs (no parameter gradients)
         self.count = 0  # rectifier outputs hooked during the forward pass
+        # How training-mode batch norms of the block's forward passes treat the input-gradient passes: "batch" (batch
+        # statistics, differentiated: rows mix), "per_sample" (held constant there) or "running" (running statistics).
+        self.batchnorm = "batch"
 
     @contextmanager
     def use(self, rule: str) -> Iterator[None]:
@@ -108,7 +112,7 @@ class _RectifierMode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         rectifier = _is_rectifier_call(func, args, kwargs)
-        replacement = replacement_for(func, args, kwargs, self.rules) if self.cheap_double_backward else None
+        replacement = replacement_for(func, args, kwargs, self.rules, cheap=self.cheap_double_backward)
         if replacement is not None:  # it applies the backward rule itself
             self.rules.count += rectifier
             return replacement()
@@ -120,15 +124,20 @@ class _RectifierMode(TorchFunctionMode):
 
 
 @contextmanager
-def rectifier_hooks(cheap_double_backward: bool = False) -> Iterator[BackwardRules]:
+def rectifier_hooks(cheap_double_backward: bool = False, batchnorm: str = "batch") -> Iterator[BackwardRules]:
     """Hook every rectifier output of the forward passes run inside the block; returns their rule switch.
 
     The hooks live on the graph's tensors (freed with the graph), not on modules. Thread-local: concurrent threads
     (e.g. two app sessions) do not see each other's hooks. With ``cheap_double_backward``, 2-D convolutions and
     training-mode batch norms inside the block use ``interpgrad.double_backprop`` (same values and derivatives,
-    faster to differentiate twice), for losses that differentiate an input gradient.
+    faster to differentiate twice), for losses that differentiate an input gradient. ``batchnorm`` (``batch``,
+    ``per_sample``, ``running``): how training-mode batch norms treat the input-gradient passes (see
+    ``interpgrad.double_backprop``).
     """
+    if batchnorm not in BATCHNORM_MODES:
+        raise ConfigError(f"unknown batchnorm mode {batchnorm!r}; choose one of {', '.join(BATCHNORM_MODES)}")
     rules = BackwardRules()
+    rules.batchnorm = batchnorm
     with _RectifierMode(rules, cheap_double_backward):
         yield rules
 
@@ -170,7 +179,10 @@ def input_gradient(
 ) -> torch.Tensor:
     """Gradient of the target-class logit with respect to the input, under a backward rule.
 
-    ``d f_{t_i}(x_i) / d x_i`` for every row i (the selected logits are summed over the batch, so rows do not mix).
+    ``d f_{t_i}(x_i) / d x_i`` for every row i: the selected logits are summed over the batch, so rows do not mix as
+    long as the model treats images independently, i.e. in eval mode. A model in training mode with batch norm couples
+    the rows through the batch statistics: row i then also holds the other images' logits' gradients (the guided
+    regularizer's ``batchnorm="per_sample"`` or ``"running"`` removes that coupling).
 
     Args:
         model: a classifier returning logits ``[B, C]``; it is used in its current mode (call ``model.eval()`` for

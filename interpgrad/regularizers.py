@@ -6,8 +6,11 @@ its parts (classification, regularization, and — a number users want to watch 
 standard and the guided input gradient of the per-sample cross-entropy).
 
 Notation: ``f`` the logits, ``y`` the label, ``L_C`` the softmax cross-entropy, ``sg`` stop-gradient. Input gradients
-are taken per sample: the gradient of the *summed* per-sample losses, so that row i is ``dL_C(x_i)/dx_i`` and no error
-function depends on the batch size.
+are taken per sample: the gradient of the *summed* per-sample losses, so that no error function depends on the batch
+size. Row i is ``dL_C(x_i)/dx_i`` only when images do not interact: in eval mode, or with the guided regularizer's
+``batchnorm="per_sample"`` (batch statistics held constant in the gradient pass) or ``"running"`` (running statistics).
+A model in training mode with batch norm (``batchnorm="batch"``, the paper's formulation as written) couples the rows
+through the batch statistics: row i then also carries the other images' losses (PAPERS.md, "What we measured").
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
-from .gradients import BackwardRules, rectifier_hooks, select_logits
+from .gradients import BATCHNORM_MODES, BackwardRules, rectifier_hooks, select_logits
 from .models import unwrap_model
 from .params import Param, When, resolve_params
 
 __all__ = [
     "ERROR_FUNCTIONS",
+    "GRADIENT_OF",
     "Forward",
     "REGULARIZERS",
     "AntiScoreMatching",
@@ -135,27 +139,49 @@ def _cosine(d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+GRADIENT_OF = ("loss", "logit")  # what the guided regularizer differentiates: L_C (the paper) or the target logit f_y
+
+
 @dataclass
 class Forward:
     """One forward pass shared by a loss and its diagnostics: the inputs (requiring grad), the logits, the per-sample
-    cross-entropies, and the rectifier rule switch of the pass (so both backward rules can reuse it)."""
+    cross-entropies, and the rectifier rule switch of the pass (so both backward rules can reuse it).
+
+    ``gradient_pass``: another forward pass of the same batch whose graph the input gradients are taken on (batch norm
+    with its running statistics, ``batchnorm="running"``), None: this one."""
 
     inputs: torch.Tensor
     logits: torch.Tensor
     losses: torch.Tensor
     rules: BackwardRules
+    gradient_pass: "Forward | None" = None
 
-    def loss_gradients(self, differentiable: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(standard, guided) gradients of the summed per-sample cross-entropy w.r.t. the inputs.
+    def input_gradients(
+        self, differentiable: bool, of: str = "loss", y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(standard, guided) gradients w.r.t. the inputs of the summed per-sample cross-entropies (``of="loss"``) or
+        of the summed target logits f_y (``of="logit"``, ``y`` the targets).
 
         The guided gradient is detached (the teacher); the standard one keeps its graph when ``differentiable``.
         The forward graph is kept for the caller's final backward pass.
         """
+        if self.gradient_pass is not None:
+            return self.gradient_pass.input_gradients(differentiable, of, y)
+        if of == "logit":
+            if y is None:
+                raise ValueError("the logit gradients need the targets y")
+            output = select_logits(self.logits, y).sum()
+        else:
+            output = self.losses.sum()
         with self.rules.input_gradients_only():
             with self.rules.use("guided"):
-                (guided,) = torch.autograd.grad(self.losses.sum(), self.inputs, retain_graph=True)
-            (standard,) = torch.autograd.grad(self.losses.sum(), self.inputs, create_graph=differentiable, retain_graph=True)
+                (guided,) = torch.autograd.grad(output, self.inputs, retain_graph=True)
+            (standard,) = torch.autograd.grad(output, self.inputs, create_graph=differentiable, retain_graph=True)
         return standard, guided
+
+    def loss_gradients(self, differentiable: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(standard, guided) gradients of the summed per-sample cross-entropy w.r.t. the inputs (``input_gradients``)."""
+        return self.input_gradients(differentiable)
 
     def alignment(self) -> torch.Tensor:
         """Batch mean of cos(dL_C/dx_i, d_G L_C/dx_i), detached."""
@@ -177,13 +203,22 @@ def run_forward(
     cheap_double_backward: bool = True,
     hooks: bool = True,
     input_gradients: bool = True,
+    batchnorm: str = "batch",
 ) -> Forward:
     """The model on ``x`` and the per-sample cross-entropies.
 
     With ``input_gradients`` the model sees a detached copy of ``x`` that requires grad; with ``hooks`` its rectifiers
     are hooked for both backward rules; with ``cheap_double_backward`` its convolutions, batch norms and ReLUs are
-    cheaper to differentiate twice. With none of them it is a plain training forward pass.
+    cheaper to differentiate twice. With none of them it is a plain training forward pass. ``batchnorm``: how
+    training-mode batch norms treat the input-gradient passes (``batch``, ``per_sample``, ``running``: see
+    ``interpgrad.double_backprop``); with ``running`` this pass's logits are inference's (running statistics) and the
+    running statistics are not updated.
     """
+    if batchnorm != "batch":
+        inputs = x.detach().requires_grad_(True)
+        with rectifier_hooks(cheap_double_backward=cheap_double_backward, batchnorm=batchnorm) as rules:
+            logits = model(inputs)
+        return Forward(inputs, logits, F.cross_entropy(logits, y, reduction="none"), rules)
     if not (input_gradients or hooks):
         logits = model(x)
         return Forward(x, logits, F.cross_entropy(logits, y, reduction="none"), BackwardRules())
@@ -196,11 +231,12 @@ def run_forward(
     return Forward(inputs, logits, F.cross_entropy(logits, y, reduction="none"), rules)
 
 
-def gradient_alignment(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-sample cos(dL_C/dx_i, d_G L_C/dx_i), shape [B], detached. Uses the model in its current mode."""
+def gradient_alignment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, of: str = "loss") -> torch.Tensor:
+    """Per-sample cos(dL_C/dx_i, d_G L_C/dx_i) (``of="loss"``) or cos(d f_y/dx_i, d_G f_y/dx_i) (``of="logit"``), shape
+    [B], detached. Uses the model in its current mode (eval mode: what explanations show)."""
     with torch.enable_grad():
         forward = run_forward(model, x, y)
-        standard, guided = forward.loss_gradients(differentiable=False)
+        standard, guided = forward.input_gradients(differentiable=False, of=of, y=y)
     return _cosine(standard, guided)
 
 
@@ -243,14 +279,18 @@ class Regularizer(ABC):
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, measure_alignment: bool = False) -> LossParts:
         """The loss on batch (x, y). With ``measure_alignment`` the standard/guided cosine is also measured when the
         regularizer does not compute it anyway: two extra backward passes over the same forward pass."""
-        hooks = measure_alignment or self.uses_guided_gradient
-        cheap = self.differentiates_gradients and self.cheap_double_backward
-        forward = run_forward(model, x, y, cheap, hooks, input_gradients=self.differentiates_gradients)
+        forward = self.forward(model, x, y, measure_alignment)
         parts = self.loss(model, forward, y)
         if parts.alignment is None and measure_alignment:
             parts.alignment = forward.alignment()
         parts.logits = forward.logits.detach()
         return parts
+
+    def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, measure_alignment: bool = False) -> Forward:
+        """The forward pass the loss is computed from (with its hooks, when the loss or the diagnostic needs them)."""
+        hooks = measure_alignment or self.uses_guided_gradient
+        cheap = self.differentiates_gradients and self.cheap_double_backward
+        return run_forward(model, x, y, cheap, hooks, input_gradients=self.differentiates_gradients)
 
     @abstractmethod
     def loss(self, model: nn.Module, forward: Forward, y: torch.Tensor) -> LossParts:
@@ -259,6 +299,10 @@ class Regularizer(ABC):
     def __repr__(self) -> str:
         settings = ", ".join(f"{key}={value!r}" for key, value in self.config.items())
         return f"{type(self).__name__}({settings})"
+
+
+def _has_training_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training for module in model.modules())
 
 
 def _lam(default: float, help: str) -> Param:
@@ -284,6 +328,13 @@ class GuidedAlignment(Regularizer):
 
     The standard gradient keeps its graph (double backpropagation); the guided one is the detached teacher. One forward
     pass serves both backward rules. Best reported setting: cosine error, lam = 7.5e-3.
+
+    Options beyond the paper (its formulation is the default, preset ``paper``):
+    ``batchnorm`` — how training-mode batch norm enters the input gradients: ``batch`` (as written: batch statistics,
+    row i mixes every image's loss), ``per_sample`` (the statistics held constant in the gradient passes: row i is
+    exactly dL_i/dx_i; same 5 passes), ``running`` (the running statistics, as at inference: the gradients are the
+    eval-mode ones; one more forward pass). ``gradient_of`` — ``loss`` (L_C, the paper) or ``logit`` (the target logit
+    f_y: d f_y/dx aligned with sg(d_G f_y/dx), which does not fight the sign of the loss's gradient).
     """
 
     name = "guided"
@@ -301,10 +352,49 @@ class GuidedAlignment(Regularizer):
             choices=("each", "product"),
             when=When("error", "histogram"),
         ),
+        Param(
+            "batchnorm",
+            str,
+            "batch",
+            "how training-mode batch norm enters the input gradients: batch (the paper as written: batch statistics, "
+            "rows mix), per_sample (statistics held constant: row i is dL_i/dx_i), running (running statistics, as at "
+            "inference; one more forward pass)",
+            choices=BATCHNORM_MODES,
+        ),
+        Param(
+            "gradient_of",
+            str,
+            "loss",
+            "what the standard and guided gradients differentiate: loss (the cross-entropy, the paper) or logit (the "
+            "target logit)",
+            choices=GRADIENT_OF,
+        ),
     )
+    presets: ClassVar[dict[str, dict[str, object]]] = {
+        "paper": {"lam": 7.5e-3, "error": "cosine", "batchnorm": "batch", "gradient_of": "loss"},
+    }
+
+    def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, measure_alignment: bool = False) -> Forward:
+        """With ``batchnorm="running"`` and batch norms in training mode: a plain training forward pass for L_C (it
+        updates the running statistics) and a second one with the running statistics for the input gradients."""
+        if self.batchnorm == "batch" or not _has_training_batch_norm(model):
+            return super().forward(model, x, y, measure_alignment)
+        if self.batchnorm == "per_sample":
+            return run_forward(model, x, y, self.cheap_double_backward, batchnorm="per_sample")
+        training = run_forward(model, x, y, hooks=False, input_gradients=False)
+        training.gradient_pass = run_forward(unwrap_model(model), x, y, self.cheap_double_backward, batchnorm="running")
+        return training
+
+    def input_gradients(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(standard, guided) input gradients as this regularizer sees them on the batch (its ``batchnorm`` and
+        ``gradient_of``; the model in its current mode), detached. A training-mode call updates the running
+        statistics of batch norm, as a training step does."""
+        with torch.enable_grad():
+            standard, guided = self.forward(model, x, y).input_gradients(False, self.gradient_of, y)
+        return standard.detach(), guided
 
     def loss(self, model: nn.Module, forward: Forward, y: torch.Tensor) -> LossParts:
-        standard, guided = forward.loss_gradients(differentiable=True)
+        standard, guided = forward.input_gradients(True, self.gradient_of, y)
         d, g = standard.flatten(1), guided.flatten(1)
         if self.error == "histogram":
             errors = histogram_intersection_error(d, g, self.histogram_normalization)

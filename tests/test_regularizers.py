@@ -194,3 +194,147 @@ def test_parameters_are_validated() -> None:
         build_regularizer("dropout")
     assert build_regularizer("guided", lam="0.01").lam == 0.01
     assert build_regularizer("score_matching").config == {"lam": 1e-3, "mu": 1e-3, "sigma": 1e-2, "samples": 1}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Batch-norm modes and gradient_of (issue 9).
+
+
+def _batch_of_four() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 3, 6, 6, generator=generator, dtype=torch.float64)
+    return x, torch.tensor([0, 2, 1, 2])
+
+
+def _with_running_statistics(model: nn.Module) -> nn.Module:
+    """Running statistics far from the batch's (so that running and batch modes differ), and frozen (momentum 0)."""
+    generator = torch.Generator().manual_seed(9)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = 0.0
+            module.running_mean.copy_(torch.randn(module.num_features, generator=generator, dtype=torch.float64))
+            module.running_var.copy_(0.5 + torch.rand(module.num_features, generator=generator, dtype=torch.float64))
+    return model
+
+
+def _own_loss_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rule: str = "standard") -> torch.Tensor:
+    """Row i = the gradient of image i's own loss, every batch norm held at the batch's statistics, each image alone
+    (an eval-mode copy whose running statistics are the batch's mean and biased variance)."""
+    import copy
+
+    frozen = copy.deepcopy(model)
+    statistics: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+    handles = [module.register_forward_hook(
+        lambda module, inputs, output: statistics.__setitem__(
+            module, (inputs[0].mean((0, 2, 3)), inputs[0].var((0, 2, 3), unbiased=False))))
+        for module in frozen.modules() if isinstance(module, nn.BatchNorm2d)]
+    with torch.no_grad():
+        frozen(x)
+    for handle in handles:
+        handle.remove()
+    for module, (mean, var) in statistics.items():
+        module.running_mean.copy_(mean)
+        module.running_var.copy_(var)
+    frozen.eval()
+    rows = []
+    for i in range(len(x)):
+        forward = run_forward(frozen, x[i:i + 1], y[i:i + 1])
+        standard, guided = forward.loss_gradients(differentiable=False)
+        rows.append(standard if rule == "standard" else guided)
+    return torch.cat(rows)
+
+
+def test_per_sample_rows_are_each_image_s_own_loss_gradient() -> None:
+    torch.manual_seed(0)
+    model = _with_running_statistics(TinyNet().double().train())
+    x, y = _batch_of_four()
+    standard, guided = GuidedAlignment(batchnorm="per_sample").input_gradients(model, x, y)
+    torch.testing.assert_close(standard, _own_loss_gradients(model, x, y), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(guided, _own_loss_gradients(model, x, y, "guided"), rtol=1e-10, atol=1e-12)
+    mixed, _ = GuidedAlignment(batchnorm="batch").input_gradients(model, x, y)  # as written: the rows mix
+    assert not torch.allclose(mixed, standard, rtol=1e-3, atol=1e-6)
+
+
+def test_running_mode_equals_the_eval_mode_gradients() -> None:
+    torch.manual_seed(0)
+    model = _with_running_statistics(TinyNet().double().train())
+    x, y = _batch_of_four()
+    for of in ("loss", "logit"):
+        standard, guided = GuidedAlignment(batchnorm="running", gradient_of=of).input_gradients(model, x, y)
+        assert model.training
+        model.eval()
+        expected = run_forward(model, x, y).input_gradients(False, of, y)
+        model.train()
+        torch.testing.assert_close(standard, expected[0], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(guided, expected[1], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("batchnorm", ["per_sample", "running"])
+@pytest.mark.parametrize("gradient_of", ["loss", "logit"])
+def test_batchnorm_modes_keep_the_parameter_gradient_equal_to_finite_differences(batchnorm: str, gradient_of: str) -> None:
+    torch.manual_seed(0)
+    model = _with_running_statistics(TinyNet().double().train())
+    x, y = _batch_of_four()
+    regularizer = GuidedAlignment(lam=0.5, batchnorm=batchnorm, gradient_of=gradient_of)
+    analytic = _analytic(model, regularizer(model, x, y).total)
+    _, teacher = regularizer.input_gradients(model, x, y)  # the stop-gradient teacher, fixed
+
+    def standard_reference() -> torch.Tensor:
+        """The standard gradient computed independently of the modes' implementation."""
+        if batchnorm == "running":
+            model.eval()
+            try:
+                inputs = x.detach().requires_grad_(True)
+                logits = model(inputs)
+                output = F.cross_entropy(logits, y, reduction="sum") if gradient_of == "loss" else logits.gather(1, y[:, None]).sum()
+                return torch.autograd.grad(output, inputs)[0]
+            finally:
+                model.train()
+        if gradient_of == "loss":
+            return _own_loss_gradients(model, x, y)
+        rows = []  # the target logit's gradient, statistics frozen, one image at a time
+        for i in range(len(x)):
+            import copy
+
+            frozen = copy.deepcopy(model)
+            with torch.no_grad():
+                captured = {}
+                handles = [m.register_forward_hook(lambda m, i_, o: captured.__setitem__(m, (i_[0].mean((0, 2, 3)), i_[0].var((0, 2, 3), unbiased=False))))
+                           for m in frozen.modules() if isinstance(m, nn.BatchNorm2d)]
+                frozen(x)
+                for h in handles:
+                    h.remove()
+                for m, (mean, var) in captured.items():
+                    m.running_mean.copy_(mean)
+                    m.running_var.copy_(var)
+            frozen.eval()
+            inputs = x[i:i + 1].detach().requires_grad_(True)
+            rows.append(torch.autograd.grad(frozen(inputs)[0, y[i]], inputs)[0])
+        return torch.cat(rows)
+
+    def loss_with_fixed_teacher() -> torch.Tensor:
+        with torch.no_grad():
+            classification = F.cross_entropy(model(x), y)  # training mode: batch statistics (momentum 0)
+        errors = ERROR_FUNCTIONS["cosine"](standard_reference().flatten(1), teacher.flatten(1))
+        return classification + 0.5 * errors.mean()
+
+    _directional_check(loss_with_fixed_teacher, model, analytic)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_logit_gradients_equal_interpgrad_input_gradient(mode: str) -> None:
+    from interpgrad import input_gradient
+
+    torch.manual_seed(0)
+    model = _with_running_statistics(TinyNet().double())
+    model.train(mode == "train")
+    x, y = _batch_of_four()
+    standard, guided = GuidedAlignment(gradient_of="logit").input_gradients(model, x, y)
+    torch.testing.assert_close(standard, input_gradient(model, x, y, rule="standard"), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(guided, input_gradient(model, x, y, rule="guided"), rtol=1e-10, atol=1e-12)
+    loss_standard, _ = GuidedAlignment().input_gradients(model, x, y)
+    assert not torch.allclose(loss_standard, standard, rtol=1e-3, atol=1e-6)
+
+
+def test_the_paper_preset_is_the_default() -> None:
+    assert {**GuidedAlignment().config, **GuidedAlignment.presets["paper"]} == GuidedAlignment().config
