@@ -61,6 +61,10 @@ def as_number(value: Any) -> int | float | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+# val_alignment (checkpoints before issue 9) is what is now named val_alignment_eval: eval mode, per image, validation.
+_METRIC_ALIASES = {"val_alignment": "val_alignment_eval", "val_alignment_eval": "val_alignment"}
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One model of the zoo. An entry whose file cannot be used has ``problem`` set (the reason) and empty metadata;
@@ -85,7 +89,10 @@ class ModelEntry:
 
     def metric(self, name: str) -> float | None:
         """A final metric (``val_accuracy``, ``val_alignment``...) when it is a number, else None."""
-        value = as_number(self.section("metrics").get(name))
+        metrics = self.section("metrics")
+        value = as_number(metrics.get(name))
+        if value is None and name in _METRIC_ALIASES:  # the eval-mode cosine's old and new names read either way
+            value = as_number(metrics.get(_METRIC_ALIASES[name]))
         return None if value is None else float(value)
 
     @property

@@ -121,9 +121,10 @@ def test_a_short_run_leaves_a_loadable_checkpoint_metrics_status_and_config(tmp_
     history = train(config, progress=False)
     run = RunDir(config.out)
     assert len(history) == 2 and run.read_metrics() == json.loads(json.dumps(history))
-    for key in ("train_loss", "train_classification", "train_regularization", "train_alignment", "train_accuracy",
-                "val_loss", "val_accuracy", "val_alignment", "epoch_time_s", "lr", "epoch"):
+    for key in ("train_loss", "train_classification", "train_regularization", "train_alignment_batch", "train_accuracy",
+                "val_loss", "val_accuracy", "val_alignment_eval", "val_alignment_logit_eval", "epoch_time_s", "lr", "epoch"):
         assert key in history[-1]
+    assert not {"train_alignment", "val_alignment"} & set(history[-1])  # the ambiguous names are gone
     model, metadata = load_checkpoint(run.path)
     assert metadata["model"]["width"] == 0.125 and metadata["regularizer"]["name"] == "guided"
     assert metadata["data"]["class_names"][0] == "circle" and metadata["epochs_completed"] == 2
@@ -286,6 +287,9 @@ def _nan_parts(forward):  # type: ignore[no-untyped-def]
         (["--n-train", "5", "--n-val", "8"], "fewer than one batch"),
         (["--grad-accumulation", "3"], "must be divisible by processes x --grad-accumulation = 3"),
         (["--lam", "0.1"], "--lam needs a regularizer that has it"),
+        (["--init", "no/such/model.safetensors", "--epochs", "1"], "--init no/such/model.safetensors"),
+        (["--regularizer", "guided", "--batchnorm", "per_sample", "--amp", "bf16"], "without --amp"),
+        (["--lam-warmup-epochs", "1"], "--lam-warmup-epochs needs a regularizer with a lam"),
         (["--regularizer", "score_matching", "--amp", "bf16"], "Hessian-trace estimate"),
     ],
 )
@@ -479,3 +483,75 @@ def test_training_on_an_image_folder_with_worker_processes(tmp_path: Path) -> No
 def test_bf16_autocast_run(tmp_path: Path) -> None:
     history = train(_tiny(tmp_path, regularizer="guided", amp="bf16", epochs=1, n_train=64), progress=False)
     assert all(np.isfinite(value) for value in history[0].values())
+
+
+# --- issue 9: lambda warm-up, fine-tuning from a checkpoint, threads ----------------------------------------------------
+
+FINE = {**TINY, "n_train": 128, "n_val": 32, "alignment_samples": 16}
+
+
+def test_lambda_warm_up_ramps_linearly_from_zero(tmp_path: Path) -> None:
+    trainer = Trainer(_tiny(tmp_path, regularizer="guided", regularizer_params={"lam": 0.1}, lam_warmup_epochs=2))
+    trainer.regularizer, trainer.steps_per_epoch = GuidedAlignment(lam=0.1), 4
+    ramp = [trainer._set_lam(epoch, step) for epoch, step in [(0, 0), (0, 2), (1, 0), (1, 2), (2, 0), (5, 3)]]
+    assert ramp == pytest.approx([0.0, 0.025, 0.05, 0.075, 0.1, 0.1])
+    assert trainer.regularizer.lam == pytest.approx(0.1) and trainer.regularizer.config["lam"] == 0.1
+    plain = Trainer(_tiny(tmp_path, "plain", regularizer="guided", regularizer_params={"lam": 0.1}))
+    plain.regularizer, plain.steps_per_epoch = GuidedAlignment(lam=0.1), 4
+    assert plain._set_lam(0, 0) == pytest.approx(0.1)
+
+
+def test_fine_tuning_refuses_a_mismatch_in_one_line_and_resumes_like_any_run(tmp_path: Path, capsys) -> None:
+    base = make_config({**FINE, "out": str(tmp_path / "base"), "epochs": 1})
+    train(base, progress=False)
+    weights = RunDir(base.out).checkpoint_path
+    for flags, words in ((["--arch", "mobilenet_v2"], "arch 'resnet18' (this run: 'mobilenet_v2')"),
+                         (["--width", "0.25"], "width 0.125 (this run: 0.25)")):
+        out = tmp_path / "mismatch"
+        code = cli_main(["train", "--out", str(out), "--init", str(weights), "--n-train", "128", "--n-val", "32",
+                         "--batch-size", "32", "--epochs", "1", *flags])
+        error = capsys.readouterr().err.strip().splitlines()
+        assert code != 0 and len(error) == 1 and words in error[0] and "--init" in error[0], error
+        assert not out.exists()
+
+    options = {**FINE, "init": str(weights), "optimizer": "adam", "lr": 1e-4, "regularizer": "guided",
+               "regularizer_params": {"lam": 0.5, "batchnorm": "per_sample"}, "lam_warmup_epochs": 2}
+    straight = make_config({**options, "out": str(tmp_path / "straight"), "epochs": 2})
+    history = train(straight, progress=False)
+    assert [line["lam"] for line in history] == pytest.approx([0.5 * (1 - 1 / 4) / 2, 0.5 * (2 - 1 / 4) / 2])
+    split = make_config({**options, "out": str(tmp_path / "split"), "epochs": 1})
+    first = train(split, progress=False)
+    # the fine-tuned run starts from the checkpoint: its first epoch differs from a run from scratch
+    scratch = train(make_config({**{k: v for k, v in options.items() if k != "init"}, "out": str(tmp_path / "scratch"),
+                                 "epochs": 1}), progress=False)
+    assert first[0]["train_loss"] != pytest.approx(scratch[0]["train_loss"], rel=1e-3)
+    assert first[0]["train_loss"] == pytest.approx(history[0]["train_loss"], rel=1e-6)
+    code = cli_main(["train", "--out", split.out, "--resume", "--epochs", "2", "--no-progress"])
+    assert code == 0
+    ours, reference = _parameters(Path(split.out)), _parameters(Path(straight.out))
+    for key, value in reference.items():
+        torch.testing.assert_close(ours[key], value, rtol=1e-5, atol=1e-6)
+    import hashlib
+
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    _, metadata = load_checkpoint(Path(split.out))
+    assert metadata["init"] == {"path": str(weights.resolve()), "sha256": digest}
+    assert RunDir(split.out).read_config()["init_checkpoint"]["sha256"] == digest
+    assert {"train_alignment_batch", "val_alignment_eval", "val_alignment_logit_eval", "lam"} <= set(
+        RunDir(split.out).read_metrics()[-1])
+
+
+def test_threads_follow_the_shared_cores(tmp_path: Path, monkeypatch) -> None:
+    from interpgrad.training import launcher
+    from interpgrad.training.trainer import shared_threads
+
+    monkeypatch.setattr(trainer_module, "available_cores", lambda: 8)
+    assert [shared_threads(n) for n in (1, 2, 3, 8, 20)] == [8, 4, 2, 1, 1]
+    spawned = []
+    monkeypatch.setattr(launcher, "spawn", lambda arguments, run, keys: spawned.append(arguments))
+    monkeypatch.setattr(launcher, "running_runs", lambda root: 1)
+    monkeypatch.setattr(launcher, "shared_threads", lambda processes: {2: 4}[processes])
+    launcher.launch_run({**FINE, "epochs": 1}, tmp_path, "one")
+    launcher.launch_run({**FINE, "epochs": 1, "threads": 3}, tmp_path, "two")
+    assert spawned[0][spawned[0].index("--threads") + 1] == "4"
+    assert spawned[1][spawned[1].index("--threads") + 1] == "3"

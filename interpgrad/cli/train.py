@@ -24,9 +24,9 @@ from ..training.trainer import Trainer
 HELP = "train a classifier (baseline or gradient-regularized) into a run folder"
 
 # Flags whose values go into the regularizer's declared parameters.
-_REGULARIZER_FLAGS = ("lam", "error", "histogram_normalization", "mu", "sigma", "tau", "samples")
+_REGULARIZER_FLAGS = ("lam", "error", "histogram_normalization", "batchnorm", "gradient_of", "mu", "sigma", "tau", "samples")
 # Options a resumed run may change.
-_CHANGEABLE_ON_RESUME = {"epochs", "device", "workers", "alignment_samples", "out"}
+_CHANGEABLE_ON_RESUME = {"epochs", "device", "workers", "alignment_samples", "threads", "out"}
 
 
 def _milestones(text: str) -> tuple[int, ...]:
@@ -69,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--activation", choices=("auto", "relu", "softplus"), help="auto: Softplus for score matching")
     option("--softplus-beta", type=float)
     option("--pretrained", action="store_true", help="ImageNet weights from the local torch cache (torchvision archs)")
+    option("--init", metavar="CHECKPOINT", help="fine-tune this checkpoint (same architecture and classes; its path "
+                                                "and sha256 go into the run's metadata; the paper fine-tunes with "
+                                                "Adam, lr 1e-5, 5 epochs)")
     option("--dataset", choices=DATASETS, help="default shapes (synthetic, with ground-truth masks)")
     option("--data-root", help="folder of CIFAR (containing cifar-10-batches-py) or of an image folder")
     option("--download", action="store_true", help="download CIFAR into --data-root first")
@@ -81,6 +84,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--lam", type=float, help=_declared_help("lam", "regularization weight (default: the regularizer's paper value)"))
     option("--error", choices=sorted(ERROR_FUNCTIONS), help=_declared_help("error", "guided: error function (default cosine)"))
     option("--histogram-normalization", choices=("each", "product"), help=_declared_help("histogram_normalization"))
+    for name in ("batchnorm", "gradient_of"):  # flags built from the guided regularizer's declarations
+        (param,) = [param for param in REGULARIZERS["guided"].params if param.name == name]
+        option("--" + name.replace("_", "-"), choices=param.choices,
+               help=_declared_help(name, f"guided: {param.help} (default {param.default})"))
+    option("--lam-warmup-epochs", type=float, help="lam ramps linearly from 0 over these first epochs (default 0)")
     option("--mu", type=float, help=_declared_help("mu", "score matching: weight of h^2"))
     option("--sigma", type=float, help=_declared_help("sigma", "score matching: noise of the Hessian-trace estimate"))
     option("--tau", type=float, help=_declared_help("tau", "anti-score-matching: clamp of the Hessian trace"))
@@ -104,6 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option("--workers", type=int, help="processes decoding image-folder images")
     option("--no-channels-last", dest="channels_last", action="store_false")
     option("--alignment-samples", type=int, help="validation images for the gradient cosine (default 512)")
+    option("--threads", type=int, help="torch CPU threads (default: the cores this process may use, divided by the "
+                                       "processes of a torchrun on this machine; the app's launcher divides them "
+                                       "among its running runs)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -126,6 +137,7 @@ def resume_config(out: str, options: dict[str, Any]) -> TrainConfig:
         raise ConfigError(f"there is no run to resume in {out} (no config.json)")
     saved.pop("interpgrad_version", None)
     saved.pop("created_at", None)
+    saved.pop("init_checkpoint", None)
     config = TrainConfig.from_dict(saved)
     changes = {key: value for key, value in options.items() if key in _CHANGEABLE_ON_RESUME}
     for key, value in options.items():

@@ -53,6 +53,8 @@ class TrainConfig:
     # regularizer: its declared parameters (lam, error, mu, sigma, tau, ...); missing ones take its defaults
     regularizer: str = "none"
     regularizer_params: dict[str, Any] = field(default_factory=dict)
+    lam_warmup_epochs: float = 0.0  # the regularizer's lam ramps linearly from 0 over these first epochs
+    init: str | None = None  # a checkpoint to fine-tune (same architecture and classes)
     # optimisation
     epochs: int = 200
     batch_size: int = 128
@@ -73,6 +75,7 @@ class TrainConfig:
     workers: int = 0
     channels_last: bool = True
     alignment_samples: int = 512  # validation images for the standard/guided gradient cosine (0: skip)
+    threads: int | None = None  # torch CPU threads; None: the cores this process shares (see Trainer._threads)
     preset: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,6 +142,9 @@ class TrainConfig:
             (self.amp in AMP_MODES, f"--amp must be one of {', '.join(AMP_MODES)}"),
             (self.workers >= 0, f"--workers must be >= 0, got {self.workers}"),
             (self.alignment_samples >= 0, "--alignment-samples must be >= 0"),
+            (self.lam_warmup_epochs >= 0, f"--lam-warmup-epochs must be >= 0, got {self.lam_warmup_epochs}"),
+            (self.threads is None or self.threads >= 1, f"--threads must be at least 1, got {self.threads}"),
+            (self.init is None or bool(self.init), "--init needs a checkpoint path"),
             (self.image_size is None or self.image_size >= 16, f"--image-size must be at least 16, got {self.image_size}"),
             (self.n_train is None or self.n_train >= 1, "--n-train must be positive"),
             (self.n_val is None or self.n_val >= 1, "--n-val must be positive"),
@@ -155,6 +161,12 @@ class TrainConfig:
             raise ConfigError(
                 "--amp fp16 underflows the input gradients a gradient regularizer differentiates; use --amp bf16"
             )
+        if self.amp != "none" and params.get("batchnorm", "batch") != "batch":
+            raise ConfigError(f"--batchnorm {params['batchnorm']} runs without autocast for now; train it without --amp")
+        if self.lam_warmup_epochs > 0 and "lam" not in params:
+            raise ConfigError(f"--lam-warmup-epochs needs a regularizer with a lam; {self.regularizer} has none")
+        if self.init is not None and self.pretrained:
+            raise ConfigError("--init and --pretrained both choose the starting weights; give one")
         if self.pretrained and not get_architecture(self.arch).has_pretrained:
             raise ConfigError(f"--pretrained needs a torchvision architecture; {self.arch} has no pretrained weights")
         if self.milestones is not None and any(m < 1 for m in self.milestones):
@@ -265,6 +277,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "score-matching-cifar100": {"arch": "resnet18", "dataset": "cifar100", "regularizer": "score_matching"},
     "anti-score-matching-cifar100": {"arch": "resnet18", "dataset": "cifar100", "regularizer": "anti_score_matching"},
     "gradient-norm-cifar100": {"arch": "resnet18", "dataset": "cifar100", "regularizer": "gradient_norm"},
+    # The guided regularizer as the paper writes it (its defaults: cosine, lam 7.5e-3, batch statistics, the loss).
+    "paper": {"regularizer": "guided",
+              "regularizer_params": dict(REGULARIZERS["guided"].presets["paper"])},
     # A small model on the synthetic shapes, minutes on a laptop CPU (the shipped starter checkpoints).
     "shapes-cpu": {"arch": "resnet18", "width": 0.25, "dataset": "shapes", "epochs": 12, "batch_size": 64,
                    "lr": 0.05, "schedule": "cosine", "warmup_epochs": 0.5, "alignment_samples": 256},

@@ -17,6 +17,7 @@ What it guarantees:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import socket
@@ -41,7 +42,7 @@ from ..jobs import StopRequest, reason_fields
 from ..models import ModelConfig, build_model, unwrap_model
 from ..regularizers import LossParts, Regularizer, build_regularizer, gradient_alignment
 from ..runtime import keep_freed_memory
-from .checkpoint import save_checkpoint
+from .checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
 from .config import TrainConfig
 from .distributed import DistributedContext, setup_distributed
 from .run import RunDir
@@ -107,6 +108,28 @@ def _requested_device(name: str) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(f"--device {name}: there are only {torch.cuda.device_count()} GPUs")
     return device
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def shared_threads(processes: int) -> int:
+    """Torch threads for each of ``processes`` processes sharing this machine's cores: max(1, cores // processes).
+    More threads than cores made a guided step 7x slower on a busy 2-core machine (5.75 s against 0.77 s)."""
+    return max(1, available_cores() // max(1, processes))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -190,6 +213,8 @@ class Trainer:
         self.micro_batch = self._micro_batch()
         if self.device.type == "cpu":
             keep_freed_memory()
+        self.threads = config.threads or shared_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        torch.set_num_threads(self.threads)
         torch.manual_seed(config.seed)
 
         train_set, val_set, info = build_datasets(
@@ -208,7 +233,11 @@ class Trainer:
             arch=config.arch, num_classes=info.num_classes, width=config.width, image_size=info.image_size,
             activation=config.resolved_activation, softplus_beta=config.softplus_beta,
         )
-        model = build_model(self.model_config, pretrained=config.pretrained).to(self.device)
+        model = build_model(self.model_config, pretrained=config.pretrained)
+        self.init = None
+        if config.init is not None and not (self.resume and self.run_dir.can_resume()):
+            self.init = self._load_init(model)
+        model = model.to(self.device)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         model = model.to(memory_format=self.memory_format)
         if self.distributed.enabled:
@@ -223,6 +252,42 @@ class Trainer:
             self._make_run_folder()
         self._claimed = True  # every check passed: from here on a failure is recorded in the run folder
         self.distributed.barrier()  # every process has checked the run folder before rank 0 writes into it
+
+    def _load_init(self, model: nn.Module) -> dict[str, str]:
+        """Load ``--init``'s weights into ``model`` (a ConfigError of one line when its architecture or classes differ);
+        returns its path and sha256 for the run's metadata."""
+        from ..errors import CheckpointError
+
+        path = Path(self.config.init)
+        try:
+            metadata = read_checkpoint_metadata(path)
+        except (CheckpointError, OSError) as error:
+            raise ConfigError(f"--init {path}: {str(error).splitlines()[0]}") from None
+        theirs = metadata.get("model", {})
+        ours = self.model_config.to_dict()
+        differences = [f"{key} {theirs.get(key)!r} (this run: {ours[key]!r})"
+                       for key in ("arch", "num_classes", "width", "activation", "softplus_beta")
+                       if key in ours and theirs.get(key) != ours[key]
+                       and (key != "softplus_beta" or ours.get("activation") == "softplus")]
+        if differences:
+            raise ConfigError(f"--init {path} cannot start this run: it has {', '.join(differences)}")
+        loaded = load_checkpoint(path)
+        model.load_state_dict(loaded.model.state_dict())
+        from .checkpoint import checkpoint_path
+
+        weights = checkpoint_path(path)
+        return {"path": str(weights.resolve()), "sha256": _sha256(weights)}
+
+    def _set_lam(self, epoch: int, step: int) -> float | None:
+        """The regularizer's lam at this position: ramped linearly from 0 over ``lam_warmup_epochs``."""
+        if "lam" not in self.regularizer.config:
+            return None
+        lam = self.regularizer.config["lam"]
+        warmup = self.config.lam_warmup_epochs
+        if warmup > 0:
+            lam *= min(1.0, (epoch + step / self.steps_per_epoch) / warmup)
+        self.regularizer.lam = lam
+        return lam
 
     def _optimizer(self) -> torch.optim.Optimizer:
         config, params = self.config, self.model.parameters()
@@ -291,6 +356,7 @@ class Trainer:
         count) of this process's samples into ``totals``."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(epoch, step)
+        self._set_lam(epoch, step)
         self.optimizer.zero_grad(set_to_none=True)
         accumulation = self.config.grad_accumulation
         for micro, (shard, x, y) in enumerate(self._shards(epoch, step)):
@@ -370,8 +436,8 @@ class Trainer:
             f"{prefix}_regularization": regularization / count,
             f"{prefix}_accuracy": correct / count,
         }
-        if not math.isnan(alignment):
-            means[f"{prefix}_alignment"] = alignment / count
+        if not math.isnan(alignment):  # the regularizer's own view: training batch, its batchnorm mode and gradient_of
+            means[f"{prefix}_alignment_batch"] = alignment / count
         return means
 
     # evaluation ---------------------------------------------------------------------------------------------------
@@ -393,17 +459,22 @@ class Trainer:
         loss, correct, count = self.distributed.sum(totals.to(self.device)).tolist()
         return loss / max(count, 1), correct / max(count, 1)
 
-    def _evaluate_alignment(self, model: nn.Module) -> float | None:
-        """Mean cos(standard, guided) loss gradient over the first ``alignment_samples`` validation images."""
+    def _evaluate_alignment(self, model: nn.Module) -> dict[str, float]:
+        """As explanations see it (the model in eval mode, per image): mean cos(standard, guided) of the loss gradients
+        (``val_alignment_eval``) and of the target logit's gradients (``val_alignment_logit_eval``) over the first
+        ``alignment_samples`` validation images."""
         count = min(self.config.alignment_samples, len(self.val_data.labels))
         if count == 0:
-            return None
-        cosines = []
+            return {}
+        cosines: dict[str, list[torch.Tensor]] = {"loss": [], "logit": []}
         for start in range(0, count, 128):
             indices = torch.arange(start, min(start + 128, count))
             x = self._prepare(self.val_data.images[indices])
-            cosines.append(gradient_alignment(model, x, self.val_data.labels[indices].to(self.device)).float().cpu())
-        return float(torch.cat(cosines).mean())
+            y = self.val_data.labels[indices].to(self.device)
+            for of, values in cosines.items():
+                values.append(gradient_alignment(model, x, y, of=of).float().cpu())
+        return {"val_alignment_eval": float(torch.cat(cosines["loss"]).mean()),
+                "val_alignment_logit_eval": float(torch.cat(cosines["logit"]).mean())}
 
     def _evaluate(self) -> dict[str, float]:
         model = unwrap_model(self.model)
@@ -412,9 +483,7 @@ class Trainer:
             loss, accuracy = self._evaluate_loss(model)
             metrics = {"val_loss": loss, "val_accuracy": accuracy}
             if self.distributed.is_main:
-                alignment = self._evaluate_alignment(model)
-                if alignment is not None:
-                    metrics["val_alignment"] = alignment
+                metrics.update(self._evaluate_alignment(model))
         finally:
             model.train()
         return metrics
@@ -442,7 +511,14 @@ class Trainer:
                 self.run_dir.checkpoint_path, self.model, self.model_config, data=self.info,
                 training=self.config.to_dict(), regularizer={"name": self.regularizer.name, "params": self.regularizer.config},
                 metrics=history[-1], epochs_completed=len(history), name=self.run_dir.name,
+                **({"init": self._init_record()} if self.config.init else {}),
             )
+
+    def _init_record(self) -> dict[str, str] | None:
+        """The fine-tuned checkpoint's path and sha256 (of this process's load, or as config.json recorded it)."""
+        if self.init is not None:
+            return self.init
+        return (self.run_dir.read_config() or {}).get("init_checkpoint")
 
     def _status(self, state: str, epoch: int, step: int, history: list[dict[str, Any]], **extra: Any) -> None:
         if self.distributed.is_main:
@@ -484,8 +560,11 @@ class Trainer:
     def _run(self) -> list[dict[str, Any]]:
         config = self.config
         if self.distributed.is_main:
-            created = (self.run_dir.read_config() or {}).get("created_at", time.time())
-            self.run_dir.write_config({**config.to_dict(), "interpgrad_version": __version__, "created_at": created})
+            saved = self.run_dir.read_config() or {}
+            created = saved.get("created_at", time.time())
+            extra = {"init_checkpoint": self.init or saved.get("init_checkpoint")} if config.init else {}
+            self.run_dir.write_config({**config.to_dict(), "interpgrad_version": __version__, "created_at": created,
+                                       **extra})
         epoch, start_step, totals, history, elapsed = self._start_or_resume()
         started = time.time()
         with StopRequest() as stop:  # before "running" is announced: a stop request from then on is always clean
@@ -507,7 +586,9 @@ class Trainer:
                         bar.set_postfix(self._postfix(totals), refresh=False)
                         if self.distributed.any(stop.signal is not None, self.device):
                             return self._stop(epoch, step + 1, totals, history, time.perf_counter() - epoch_start, started)
+                    lam = self._set_lam(epoch, self.steps_per_epoch - 1)
                     metrics = {"epoch": epoch + 1, "lr": self.learning_rate(epoch, self.steps_per_epoch - 1),
+                               **({"lam": lam} if lam is not None and config.lam_warmup_epochs > 0 else {}),
                                **self._means(self.distributed.sum(totals.to(self.device)).cpu(), "train"),
                                **self._evaluate(), "epoch_time_s": time.perf_counter() - epoch_start}
                     self._check_epoch(epoch, metrics)
@@ -550,13 +631,16 @@ class Trainer:
         return (f"training {config.arch} (width {config.width}, {self.model_config.activation}) on {config.dataset} "
                 f"({len(self.train_data.labels)} train / {len(self.val_data.labels)} val images, "
                 f"{self.info.image_size}px) with regularizer {config.regularizer}{f' ({params})' if params else ''} "
-                f"on {self.device}{f' x {self.distributed.world_size} processes' if self.distributed.enabled else ''}; "
+                f"on {self.device}{f' x {self.distributed.world_size} processes' if self.distributed.enabled else ''}"
+                f"{f' ({self.threads} threads)' if self.device.type == 'cpu' else ''}"
+                f"{f', fine-tuning {self.config.init}' if self.config.init else ''}; "
                 f"{config.epochs} epochs of {self.steps_per_epoch} steps -> {self.run_dir.path}")
 
     @staticmethod
     def _summary(metrics: dict[str, Any]) -> str:
         parts = [f"epoch {metrics['epoch']}"]
-        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_alignment"):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "train_alignment_batch",
+                    "val_alignment_eval", "val_alignment_logit_eval"):
             if key in metrics:
                 parts.append(f"{key} {metrics[key]:.4f}")
         parts.append(f"{metrics['epoch_time_s']:.1f}s")
