@@ -63,7 +63,7 @@ SHIPPED_DEFAULT = "shapes-starter"
 CONTROLS = tuple(name for name, method in method_registry().items() if method.family == "control")
 VERDICT_COLOURS = {"better": "rgba(33, 195, 84, 0.28)", "worse": "rgba(255, 75, 75, 0.28)",
                    "no clear difference": "rgba(128, 128, 128, 0.18)"}
-_DATASET_CLASSES = {"shapes": 10, "cifar10": 10, "cifar100": 100}
+_DATASET_CLASSES = {"shapes": 10, "shapes-hard": 10, "cifar10": 10, "cifar100": 100}
 
 
 # ---------------------------------------------------------------------------------------------------- folders
@@ -157,7 +157,7 @@ def check_choices(entries: Sequence[ModelEntry], methods: Sequence[str], metrics
         count = entry.section("model").get("num_classes")
         if classes is not None and count != classes:
             raise ConfigError(f"{entry.short_label} has {count} classes but {name} has {classes}")
-    if name == "shapes" and n > SPLIT_SIZES[split]:
+    if name in ("shapes", "shapes-hard") and n > SPLIT_SIZES[split]:
         raise ConfigError(f"N = {n} is larger than the {split} split of shapes ({SPLIT_SIZES[split]} images)")
     check_dataset(name, data_root or None)
 

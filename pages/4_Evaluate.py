@@ -35,7 +35,7 @@ METHODS = {name: method for name, method in method_registry().items() if not met
 NEED_MORE = sorted(name for name, method in method_registry().items() if method.requires)
 METRICS = metric_registry()
 DEFAULT_METHODS = ["gradient", "guided_backprop", "gradcam", "random", "edge"]
-HAS_MASKS = {"shapes"}
+HAS_MASKS = {"shapes", "shapes-hard"}
 
 if "evaluate.flash" in st.session_state:
     st.success(st.session_state.pop("evaluate.flash"))
@@ -84,7 +84,7 @@ with st.expander("New evaluation", expanded=not listed):
                                         help="shapes: synthetic, with a ground-truth mask per image (needed by the "
                                              "localisation metrics)")
     data_root = data_columns[1].text_input("Data folder", key="evaluate.data_root", persist_state="session",
-                                           disabled=dataset == "shapes",
+                                           disabled=dataset in HAS_MASKS,
                                            help="the folder containing cifar-10-batches-py / cifar-100-python, or "
                                                 "class subfolders")
     split = data_columns[2].selectbox("Split", SPLITS, key="evaluate.split", persist_state="session",
@@ -182,7 +182,7 @@ with st.expander("New evaluation", expanded=not listed):
             options = {
                 "checkpoints": [str(entry.path) for entry in chosen_entries], "methods": methods,
                 "metrics": metric_names, "dataset": dataset,
-                "data_root": (data_root.strip() or None) if dataset != "shapes" else None, "split": split, "n": int(n),
+                "data_root": (data_root.strip() or None) if dataset not in HAS_MASKS else None, "split": split, "n": int(n),
                 "preset": preset, "target": target,
                 "params": metric_params, "method_params": method_params, "seed": int(seed),
                 "batch_size": int(batch_size), "device": device, "confidence": float(confidence),

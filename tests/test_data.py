@@ -438,9 +438,9 @@ def test_cifar_missing_and_bad_options(tmp_path):
         build_datasets("cifar10")
     with pytest.raises(DataError, match="32x32"):
         build_datasets("cifar10", root=tmp_path, image_size=64)
-    with pytest.raises(DataError, match="shapes, cifar10, cifar100, imagefolder"):
+    with pytest.raises(DataError, match="shapes, shapes-hard, cifar10, cifar100, imagefolder"):
         build_datasets("mnist")
-    assert DATASETS == ("shapes", "cifar10", "cifar100", "imagefolder")
+    assert DATASETS == ("shapes", "shapes-hard", "cifar10", "cifar100", "imagefolder")
     assert issubclass(DataError, InterpgradError) and issubclass(DataError, ValueError)
 
 

@@ -172,8 +172,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _applicable_metrics(dataset: str) -> list[str]:
     """Every metric the dataset allows (the localisation metrics need ground-truth masks: shapes has them)."""
-    from ..data import canonical_dataset_name
+    from ..data import has_masks
     from ..metrics import metrics
 
-    with_masks = canonical_dataset_name(dataset) == "shapes"
+    with_masks = has_masks(dataset)
     return [name for name, metric in metrics().items() if with_masks or not metric.needs_masks]

@@ -7,7 +7,7 @@ checkpoint metadata. User-caused problems (missing or corrupt files, unknown nam
 from __future__ import annotations
 
 from .base import ArrayDataset
-from .build import DATASETS, build_datasets, canonical_dataset_name, check_dataset
+from .build import DATASETS, SHAPES_DATASETS, build_datasets, canonical_dataset_name, check_dataset, has_masks
 from .cifar import CIFARDataset, download_cifar, load_cifar_arrays
 from .folder import IMAGENET_MEAN, IMAGENET_STD, ImageFolderDataset
 from .images import IMAGE_FORMATS, MAX_IMAGE_PIXELS, describe_resize, load_image, prepare_image, resize_center_crop
@@ -37,6 +37,7 @@ __all__ = [
     "RandomCropFlip",
     "SHAPES_MEAN",
     "SHAPES_STD",
+    "SHAPES_DATASETS",
     "SHAPE_CLASSES",
     "ShapesArrays",
     "ShapesDataset",
@@ -49,6 +50,7 @@ __all__ = [
     "describe_resize",
     "download_cifar",
     "generate_shapes",
+    "has_masks",
     "load_cifar_arrays",
     "load_image",
     "normalize",

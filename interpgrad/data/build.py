@@ -12,19 +12,35 @@ from .folder import ImageFolderDataset
 from .info import DataInfo
 from .shapes import ShapesDataset
 
-__all__ = ["DATASETS", "AnyDataset", "build_datasets", "canonical_dataset_name", "check_dataset"]
+__all__ = ["DATASETS", "SHAPES_DATASETS", "AnyDataset", "build_datasets", "canonical_dataset_name", "check_dataset",
+           "has_masks"]
 
-DATASETS: tuple[str, ...] = ("shapes", "cifar10", "cifar100", "imagefolder")
+DATASETS: tuple[str, ...] = ("shapes", "shapes-hard", "cifar10", "cifar100", "imagefolder")
+SHAPES_DATASETS: dict[str, str] = {"shapes": "standard", "shapes-hard": "hard"}
+"""The synthetic datasets (they have ground-truth masks) and their generator difficulty."""
 AnyDataset = Union[ShapesDataset, CIFARDataset, ImageFolderDataset]
 PathLike = Union[str, os.PathLike]
 
 
+def _name_key(name: str) -> str:
+    return str(name).strip().lower().replace("-", "").replace("_", "")
+
+
+_CANONICAL = {_name_key(name): name for name in DATASETS}
+
+
 def canonical_dataset_name(name: str) -> str:
-    """``name`` as one of DATASETS (case, '-' and '_' ignored: "CIFAR-10" -> "cifar10"), or a DataError listing them."""
-    key = str(name).strip().lower().replace("-", "").replace("_", "")
-    if key not in DATASETS:
+    """``name`` as one of DATASETS (case, '-' and '_' ignored: "CIFAR-10" -> "cifar10", "Shapes_Hard" ->
+    "shapes-hard"), or a DataError listing them."""
+    key = _name_key(name)
+    if key not in _CANONICAL:
         raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
-    return key
+    return _CANONICAL[key]
+
+
+def has_masks(name: str) -> bool:
+    """Whether the dataset ``name`` has ground-truth object masks (the shapes datasets)."""
+    return canonical_dataset_name(name) in SHAPES_DATASETS
 
 
 def _need_root(root: PathLike | None, what: str) -> PathLike:
@@ -66,16 +82,18 @@ def build_datasets(
 ) -> tuple[AnyDataset, AnyDataset, DataInfo]:
     """(train dataset, val dataset, DataInfo) for ``name`` in DATASETS.
 
-    shapes: splits "train"/"val" (default 10,000 / 2,000 images, size 32, cached in ``cache_dir`` when given).
+    shapes, shapes-hard: splits "train"/"val" (default 10,000 / 2,000 images, size 32, cached in ``cache_dir`` when
+    given).
     cifar10/cifar100: read from ``root`` (fetched first only when ``download``); val is the official test set; the size
     is always 32. imagefolder: ``root`` with class subfolders (size 64 by default). ``n_train`` / ``n_val`` limit the
     splits (for CIFAR and image folders: the first n of a shuffle by ``seed``).
     """
     key = canonical_dataset_name(name)
-    if key == "shapes":
+    if key in SHAPES_DATASETS:
         size = 32 if image_size is None else image_size
-        train = ShapesDataset("train", n_train, size, seed, normalize, cache_dir)
-        val = ShapesDataset("val", n_val, size, seed, normalize, cache_dir)
+        difficulty = SHAPES_DATASETS[key]
+        train = ShapesDataset("train", n_train, size, seed, normalize, cache_dir, difficulty)
+        val = ShapesDataset("val", n_val, size, seed, normalize, cache_dir, difficulty)
     elif key in CIFAR_NAMES:
         train, val = _build_cifar(key, root, image_size, seed, n_train, n_val, normalize, download)
     else:

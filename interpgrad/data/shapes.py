@@ -5,6 +5,11 @@ Each image is a smooth colour gradient plus a low-contrast sinusoidal texture, a
 background, a random size (enclosing radius 0.2-0.4 of the image side), rotation and position (never cut by the border),
 then Gaussian pixel noise. The mask is exactly the object's pixels, so saliency maps can be scored against it.
 
+``difficulty="hard"`` (the dataset ``shapes-hard``) makes the task harder while keeping exact masks: smaller objects
+(radius 0.16-0.32), low contrast (object colour at an RGB distance of 0.2-0.4 from the local background), stronger
+texture, more lines and dots, two small filled shapes of random classes as distractors, an occluding bar across 40 % of
+the objects (its pixels are removed from the mask: the mask is the object's visible pixels) and stronger noise.
+
 Rendering is vectorised with numpy: every shape is an implicit function of pixel coordinates in the object's own frame
 (the unit disc), evaluated for all images of a class at once; distractors are scattered with one indexed write.
 """
@@ -33,15 +38,19 @@ __all__ = [
     "MAX_RADIUS_FRACTION",
     "MIN_IMAGE_SIZE",
     "MIN_RADIUS_FRACTION",
+    "SHAPES_HARD_MEAN",
+    "SHAPES_HARD_STD",
     "SHAPES_MEAN",
     "SHAPES_STD",
     "SHAPE_CLASSES",
     "SPLIT_SIZES",
+    "DIFFICULTIES",
     "ShapesArrays",
     "ShapesDataset",
     "clear_shapes_cache",
     "generate_shapes",
     "shapes_cache_path",
+    "shapes_dataset_name",
     "shapes_info",
     "split_seed",
 ]
@@ -55,12 +64,18 @@ SHAPE_CLASSES: tuple[str, ...] = (
 SHAPES_MEAN: tuple[float, float, float] = (0.5001, 0.5013, 0.5014)
 SHAPES_STD: tuple[float, float, float] = (0.2447, 0.2454, 0.2437)
 """Per-channel mean/std of the generator's images (measured on 20,000 32x32 images of seed 0, rounded to 4 places)."""
+SHAPES_HARD_MEAN: tuple[float, float, float] = (0.5017, 0.4977, 0.5023)
+SHAPES_HARD_STD: tuple[float, float, float] = (0.2434, 0.2432, 0.2431)
+"""The same for difficulty "hard"."""
 
 MIN_IMAGE_SIZE = 16
 MIN_RADIUS_FRACTION = 0.2
 MAX_RADIUS_FRACTION = 0.4
 SPLIT_SIZES: dict[str, int] = {"train": 10_000, "val": 2_000, "test": 2_000}
 _SPLIT_OFFSETS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
+
+DIFFICULTIES: tuple[str, ...] = ("standard", "hard")
+"""``standard`` is the dataset ``shapes``; ``hard`` is ``shapes-hard``."""
 
 _CHUNK_PIXELS = 1 << 22  # pixels rendered per chunk (bounds the float32 working memory to ~50 MB)
 _TEXTURE_WAVES = 3
@@ -70,6 +85,31 @@ _DISTRACTOR_MIN_DISTANCE = 0.3  # ... and of every distractor from the object co
 _MAX_LINES = 3
 _MAX_DOTS = 6
 _NOISE_STD = 4.0  # pixel noise, in 0..255 units
+
+
+@dataclass(frozen=True)
+class _Profile:
+    """The knobs of one difficulty. ``standard`` reproduces the original generator bit for bit (the same draws in the
+    same order); the hard-only draws (contrast, distractor shapes, occluders) come after all of them."""
+
+    min_radius: float = MIN_RADIUS_FRACTION
+    max_radius: float = MAX_RADIUS_FRACTION
+    wave_amp: tuple[float, float] = (0.01, 0.035)
+    lines: int = _MAX_LINES
+    dots: int = _MAX_DOTS
+    noise_std: float = _NOISE_STD
+    contrast: tuple[float, float] | None = None  # RGB distance of the object from its local background (None: >= 0.45)
+    distractor_shapes: int = 0
+    distractor_radius: tuple[float, float] = (0.08, 0.14)
+    occluder_probability: float = 0.0
+
+
+_PROFILES: dict[str, _Profile] = {
+    "standard": _Profile(),
+    "hard": _Profile(min_radius=0.16, max_radius=0.32, wave_amp=(0.02, 0.05), lines=5, dots=8, noise_std=8.0,
+                     contrast=(0.2, 0.4), distractor_shapes=2, distractor_radius=(0.06, 0.1),
+                     occluder_probability=0.4),
+}
 
 
 # ---------------------------------------------------------------------------------------------------- shape tests
@@ -193,26 +233,37 @@ class _Draws:
     dot_size: np.ndarray  # [n, D] side in pixels
     dot_active: np.ndarray  # [n, D]
     clutter_colors: np.ndarray  # [n, L + D, C, 3] candidates
+    contrast: np.ndarray  # [n] target object contrast (hard only; empty profile: zeros)
+    distractor_labels: np.ndarray  # [n, K] classes of the small distractor shapes
+    distractor_center: np.ndarray  # [n, K, 2]
+    distractor_radius: np.ndarray  # [n, K]
+    distractor_rotation: np.ndarray  # [n, K, 2]
+    distractor_colors: np.ndarray  # [n, K, C, 3] candidates
+    occluder_start: np.ndarray  # [n, 2]
+    occluder_vector: np.ndarray  # [n, 2]
+    occluder_active: np.ndarray  # [n]
+    occluder_colors: np.ndarray  # [n, C, 3] candidates
 
     def rows(self, start: int, stop: int) -> _Draws:
         """The draws of images ``start:stop``."""
         return _Draws(**{field.name: getattr(self, field.name)[start:stop] for field in fields(self)})
 
 
-def _draw(rng: np.random.Generator, n: int, size: int) -> _Draws:
+def _draw(rng: np.random.Generator, n: int, size: int, profile: _Profile) -> _Draws:
     """Draw every per-image parameter for ``n`` images of side ``size``."""
     f32 = np.float32
+    lines, dots = profile.lines, profile.dots
     labels = rng.permutation(np.arange(n, dtype=np.int64) % len(SHAPE_CLASSES))
-    radius = rng.uniform(MIN_RADIUS_FRACTION, MAX_RADIUS_FRACTION, n) * size
+    radius = rng.uniform(profile.min_radius, profile.max_radius, n) * size
     center = rng.uniform(radius[:, None], size - radius[:, None], (n, 2))
     rotation = rng.uniform(0.0, 2 * math.pi, n)
     bg_angle = rng.uniform(0.0, 2 * math.pi, n)
     wave_angle = rng.uniform(0.0, 2 * math.pi, (n, _TEXTURE_WAVES))
     wave_cycles = rng.uniform(1.0, 4.0, (n, _TEXTURE_WAVES))
-    line_angle = rng.uniform(0.0, 2 * math.pi, (n, _MAX_LINES))
-    line_length = rng.uniform(0.25, 0.6, (n, _MAX_LINES)) * size
+    line_angle = rng.uniform(0.0, 2 * math.pi, (n, lines))
+    line_length = rng.uniform(0.25, 0.6, (n, lines)) * size
     thickness = _line_thickness(size)
-    return _Draws(
+    draws = dict(
         labels=labels,
         center=center.astype(f32),
         radius=radius.astype(f32),
@@ -222,16 +273,59 @@ def _draw(rng: np.random.Generator, n: int, size: int) -> _Draws:
         bg_direction=np.stack([np.cos(bg_angle), np.sin(bg_angle)], axis=1).astype(f32),
         wave_freq=(wave_cycles[..., None] * np.stack([np.cos(wave_angle), np.sin(wave_angle)], -1)).astype(f32),
         wave_phase=rng.uniform(0.0, 2 * math.pi, (n, _TEXTURE_WAVES)).astype(f32),
-        wave_amp=rng.uniform(0.01, 0.035, (n, _TEXTURE_WAVES)).astype(f32),
+        wave_amp=rng.uniform(*profile.wave_amp, (n, _TEXTURE_WAVES)).astype(f32),
         texture_tint=rng.uniform(0.5, 1.0, (n, 3)).astype(f32),
         object_colors=rng.uniform(0.04, 0.96, (n, _COLOR_CANDIDATES, 3)).astype(f32),
-        line_start=rng.uniform(0.0, size, (n, _MAX_LINES, 2)).astype(f32),
+        line_start=rng.uniform(0.0, size, (n, lines, 2)).astype(f32),
         line_vector=(line_length[..., None] * np.stack([np.cos(line_angle), np.sin(line_angle)], -1)).astype(f32),
-        line_active=rng.random((n, _MAX_LINES)) < 0.75,
-        dot_position=rng.uniform(0.0, size, (n, _MAX_DOTS, 2)).astype(f32),
-        dot_size=rng.integers(1, 2 * thickness + 1, (n, _MAX_DOTS)),
-        dot_active=rng.random((n, _MAX_DOTS)) < 0.6,
-        clutter_colors=rng.uniform(0.0, 1.0, (n, _MAX_LINES + _MAX_DOTS, _COLOR_CANDIDATES, 3)).astype(f32),
+        line_active=rng.random((n, lines)) < 0.75,
+        dot_position=rng.uniform(0.0, size, (n, dots, 2)).astype(f32),
+        dot_size=rng.integers(1, 2 * thickness + 1, (n, dots)),
+        dot_active=rng.random((n, dots)) < 0.6,
+        clutter_colors=rng.uniform(0.0, 1.0, (n, lines + dots, _COLOR_CANDIDATES, 3)).astype(f32),
+    )
+    draws.update(_draw_hard(rng, n, size, profile, center, radius))
+    return _Draws(**draws)
+
+
+def _draw_hard(
+    rng: np.random.Generator, n: int, size: int, profile: _Profile, center: np.ndarray, radius: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The hard-only draws (none at all for the standard profile, so its images stay as they were)."""
+    f32 = np.float32
+    k = profile.distractor_shapes
+    if profile.contrast is None:
+        contrast = np.zeros(n, dtype=f32)
+    else:
+        contrast = rng.uniform(*profile.contrast, n).astype(f32)
+    d_radius = rng.uniform(*profile.distractor_radius, (n, k)) * size
+    d_center = rng.uniform(0.0, size, (n, k, 2))
+    d_rotation = rng.uniform(0.0, 2 * math.pi, (n, k))
+    d_labels = rng.integers(0, len(SHAPE_CLASSES), (n, k))
+    d_colors = rng.uniform(0.0, 1.0, (n, k, _COLOR_CANDIDATES, 3)).astype(f32)
+    if profile.occluder_probability > 0:
+        through = center + rng.uniform(-0.4, 0.4, (n, 2)) * radius[:, None]
+        angle = rng.uniform(0.0, 2 * math.pi, n)
+        direction = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        half = 1.2 * radius[:, None]
+        start, vector = through - half * direction, 2 * half * direction
+        active = rng.random(n) < profile.occluder_probability
+        occluder_colors = rng.uniform(0.0, 1.0, (n, _COLOR_CANDIDATES, 3)).astype(f32)
+    else:
+        start, vector = np.zeros((n, 2)), np.zeros((n, 2))
+        active = np.zeros(n, dtype=bool)
+        occluder_colors = np.zeros((n, _COLOR_CANDIDATES, 3), dtype=f32)
+    return dict(
+        contrast=contrast,
+        distractor_labels=d_labels.astype(np.int64),
+        distractor_center=d_center.astype(f32),
+        distractor_radius=d_radius.astype(f32),
+        distractor_rotation=np.stack([np.cos(d_rotation), np.sin(d_rotation)], axis=-1).astype(f32),
+        distractor_colors=d_colors,
+        occluder_start=start.astype(f32),
+        occluder_vector=vector.astype(f32),
+        occluder_active=active,
+        occluder_colors=occluder_colors,
     )
 
 
@@ -275,22 +369,28 @@ def _background(d: _Draws, size: int) -> np.ndarray:
     return image
 
 
-def _object_masks(d: _Draws, size: int) -> np.ndarray:
-    """The object mask of every image, bool [m, S, S], evaluating each class's test on all its images at once."""
+def _shape_masks(labels: np.ndarray, center: np.ndarray, radius: np.ndarray, rotation: np.ndarray,
+                 size: int) -> np.ndarray:
+    """The mask of one shape per row, bool [m, S, S], evaluating each class's test on all its rows at once."""
     pixels = np.arange(size, dtype=np.float32) + 0.5
-    masks = np.empty((d.labels.shape[0], size, size), dtype=bool)
+    masks = np.empty((labels.shape[0], size, size), dtype=bool)
     for label, inside in enumerate(_SHAPE_TESTS):
-        rows = np.flatnonzero(d.labels == label)
+        rows = np.flatnonzero(labels == label)
         if rows.size == 0:
             continue
-        inverse = (1.0 / d.radius[rows])[:, None]
-        dx = (pixels - d.center[rows, 0, None]) * inverse  # [mc, S] along x
-        dy = (pixels - d.center[rows, 1, None]) * inverse  # [mc, S] along y
-        cos, sin = d.rotation[rows, 0, None], d.rotation[rows, 1, None]
+        inverse = (1.0 / radius[rows])[:, None]
+        dx = (pixels - center[rows, 0, None]) * inverse  # [mc, S] along x
+        dy = (pixels - center[rows, 1, None]) * inverse  # [mc, S] along y
+        cos, sin = rotation[rows, 0, None], rotation[rows, 1, None]
         u = (dx * cos)[:, None, :] + (dy * sin)[:, :, None]
         v = (dy * cos)[:, :, None] - (dx * sin)[:, None, :]
         masks[rows] = inside(u, v)
     return masks
+
+
+def _object_masks(d: _Draws, size: int) -> np.ndarray:
+    """The object mask of every image, bool [m, S, S]."""
+    return _shape_masks(d.labels, d.center, d.radius, d.rotation, size)
 
 
 def _object_colors(d: _Draws, background: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -299,7 +399,12 @@ def _object_colors(d: _Draws, background: np.ndarray, masks: np.ndarray) -> np.n
     weights = masks.reshape(m, 1, -1).astype(np.float32)
     area = weights.sum(axis=2)
     local = np.matmul(weights, background.reshape(m, -1, 3))[:, 0, :] / np.maximum(area, 1.0)
-    chosen = _pick_distinct(d.object_colors, local, _OBJECT_MIN_DISTANCE)
+    if d.contrast.any():
+        distance = np.linalg.norm(d.object_colors - local[:, None, :], axis=-1)
+        choice = np.abs(distance - d.contrast[:, None]).argmin(axis=1)
+        chosen = np.take_along_axis(d.object_colors, choice[:, None, None], axis=1)[:, 0, :]
+    else:
+        chosen = _pick_distinct(d.object_colors, local, _OBJECT_MIN_DISTANCE)
     return np.rint(chosen * 255.0).astype(np.float32) / 255.0
 
 
@@ -328,7 +433,8 @@ def _draw_clutter(image: np.ndarray, d: _Draws, colors: np.ndarray) -> None:
     lx = np.broadcast_to(x[..., None, None] + offsets, shape)
     ly = np.broadcast_to(y[..., None, None] + offsets[:, None], shape)
     keep = np.broadcast_to(d.line_active[:, :, None, None, None], shape)
-    line_colors = colors[:, :_MAX_LINES, None, None, None, :]
+    lines = d.line_active.shape[1]
+    line_colors = colors[:, :lines, None, None, None, :]
     _scatter_points(image, lx, ly, keep, line_colors)
     # dots: [m, D, side(y), side(x)] with offsets clamped to each dot's own size
     side = 2 * thickness
@@ -339,44 +445,83 @@ def _draw_clutter(image: np.ndarray, d: _Draws, colors: np.ndarray) -> None:
     dy = d.dot_position[:, :, 1, None, None] + step[:, :, :, None]
     shape = dx.shape[:2] + (side, side)
     keep = np.broadcast_to(d.dot_active[:, :, None, None], shape)
-    dot_colors = colors[:, _MAX_LINES:, None, None, :]
+    dot_colors = colors[:, lines:, None, None, :]
     _scatter_points(image, np.broadcast_to(dx, shape), np.broadcast_to(dy, shape), keep, dot_colors)
 
 
 @functools.cache
-def _noise_table() -> np.ndarray:
-    """256 quantiles of N(0, _NOISE_STD^2), indexed by a random byte: Gaussian pixel noise at one lookup per value."""
-    normal = statistics.NormalDist(0.0, _NOISE_STD)
+def _noise_table(std: float = _NOISE_STD) -> np.ndarray:
+    """256 quantiles of N(0, std^2), indexed by a random byte: Gaussian pixel noise at one lookup per value."""
+    normal = statistics.NormalDist(0.0, std)
     return np.array([normal.inv_cdf((k + 0.5) / 256) for k in range(256)], dtype=np.float32)
 
 
-def _render_chunk(d: _Draws, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _draw_distractor_shapes(image: np.ndarray, d: _Draws, object_colors: np.ndarray) -> None:
+    """Small filled shapes of random classes (hard only), each in a colour far from the object's, painted in place."""
+    size = image.shape[1]
+    colors = _pick_distinct(d.distractor_colors, object_colors[:, None, :], _DISTRACTOR_MIN_DISTANCE)  # [m, K, 3]
+    for k in range(d.distractor_labels.shape[1]):
+        mask = _shape_masks(d.distractor_labels[:, k], d.distractor_center[:, k], d.distractor_radius[:, k],
+                            d.distractor_rotation[:, k], size)
+        image[mask] = np.repeat(colors[:, k], mask.sum(axis=(1, 2)), axis=0)
+
+
+def _draw_occluders(image: np.ndarray, masks: np.ndarray, d: _Draws, object_colors: np.ndarray) -> None:
+    """A bar across the object (hard only, where active), painted over it; its pixels leave the object's mask."""
+    if not d.occluder_active.any():
+        return
+    m, size = image.shape[0], image.shape[1]
+    thickness = 2 * _line_thickness(size)
+    steps = 4 * size + 1
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
+    offsets = np.arange(thickness, dtype=np.float32) - (thickness - 1) / 2
+    x = d.occluder_start[:, 0, None] + d.occluder_vector[:, 0, None] * t  # [m, steps]
+    y = d.occluder_start[:, 1, None] + d.occluder_vector[:, 1, None] * t
+    shape = x.shape + (thickness, thickness)
+    bx = np.broadcast_to(x[..., None, None] + offsets, shape)
+    by = np.broadcast_to(y[..., None, None] + offsets[:, None], shape)
+    col, row = np.floor(bx).astype(np.int64), np.floor(by).astype(np.int64)
+    keep = d.occluder_active[:, None, None, None] & (col >= 0) & (col < size) & (row >= 0) & (row < size)
+    owner = np.broadcast_to(np.arange(m, dtype=np.int64)[:, None, None, None], shape)
+    bar = np.zeros((m, size, size), dtype=bool)
+    bar[owner[keep], row[keep], col[keep]] = True
+    colors = _pick_distinct(d.occluder_colors, object_colors, _DISTRACTOR_MIN_DISTANCE)
+    image[bar] = np.repeat(colors, bar.sum(axis=(1, 2)), axis=0)
+    masks &= ~bar
+
+
+def _render_chunk(
+    d: _Draws, size: int, rng: np.random.Generator, profile: _Profile
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render the images of ``d``: (images uint8 [m, S, S, 3], masks bool [m, S, S], object colours uint8 [m, 3])."""
     image = _background(d, size)
     masks = _object_masks(d, size)
     colors = _object_colors(d, image, masks)
     clutter = _pick_distinct(d.clutter_colors, colors[:, None, :], _DISTRACTOR_MIN_DISTANCE)
     _draw_clutter(image, d, clutter)
+    _draw_distractor_shapes(image, d, colors)
     image[masks] = np.repeat(colors, masks.sum(axis=(1, 2)), axis=0)
+    _draw_occluders(image, masks, d, colors)
     image *= 255.0
     noise = np.frombuffer(rng.bytes(image.size), dtype=np.uint8).reshape(image.shape)
-    image += _noise_table()[noise]
+    image += _noise_table(profile.noise_std)[noise]
     np.clip(image, 0.0, 255.0, out=image)
     image += 0.5
     return image.astype(np.uint8), masks, np.rint(colors * 255.0).astype(np.uint8)
 
 
-def _render(n: int, size: int, seed: int) -> ShapesArrays:
+def _render(n: int, size: int, seed: int, difficulty: str = "standard") -> ShapesArrays:
     """Generate ``n`` images of side ``size`` from ``seed`` (in chunks of at most ``_CHUNK_PIXELS`` pixels)."""
     rng = np.random.default_rng(seed)
-    draws = _draw(rng, n, size)
+    profile = _PROFILES[difficulty]
+    draws = _draw(rng, n, size, profile)
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     masks = np.empty((n, size, size), dtype=bool)
     colors = np.empty((n, 3), dtype=np.uint8)
     chunk = max(1, _CHUNK_PIXELS // (size * size))
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        images[start:stop], masks[start:stop], colors[start:stop] = _render_chunk(draws.rows(start, stop), size, rng)
+        images[start:stop], masks[start:stop], colors[start:stop] = _render_chunk(draws.rows(start, stop), size, rng, profile)
     return ShapesArrays(images, masks, draws.labels, draws.center, draws.radius, colors)
 
 
@@ -392,9 +537,13 @@ _ARRAY_SPECS: dict[str, tuple[np.dtype, Callable[[int, int], tuple[int, ...]]]] 
 }
 
 
-def shapes_cache_path(cache_dir: str | os.PathLike[str], n: int, image_size: int, seed: int) -> Path:
-    """The ``.npz`` file that caches ``generate_shapes(n, image_size, seed)`` for this generator version."""
-    return Path(cache_dir) / f"shapes-v{GENERATOR_VERSION}-n{n}-size{image_size}-seed{seed}.npz"
+def shapes_cache_path(
+    cache_dir: str | os.PathLike[str], n: int, image_size: int, seed: int, difficulty: str = "standard"
+) -> Path:
+    """The ``.npz`` file that caches ``generate_shapes(n, image_size, seed, difficulty=...)`` for this generator
+    version."""
+    prefix = "shapes" if difficulty == "standard" else f"shapes-{difficulty}"
+    return Path(cache_dir) / f"{prefix}-v{GENERATOR_VERSION}-n{n}-size{image_size}-seed{seed}.npz"
 
 
 def _load_npz(path: Path, n: int, size: int) -> ShapesArrays | None:
@@ -427,12 +576,12 @@ def _save_npz(path: Path, arrays: ShapesArrays) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _generate_cached(n: int, size: int, seed: int, cache_dir: str | None) -> ShapesArrays:
+def _generate_cached(n: int, size: int, seed: int, cache_dir: str | None, difficulty: str) -> ShapesArrays:
     """Generated (or loaded) arrays, kept for the process; read-only so no caller can alter the shared copy."""
-    path = shapes_cache_path(cache_dir, n, size, seed) if cache_dir is not None else None
+    path = shapes_cache_path(cache_dir, n, size, seed, difficulty) if cache_dir is not None else None
     arrays = _load_npz(path, n, size) if path is not None and path.is_file() else None
     if arrays is None:
-        arrays = _render(n, size, seed)
+        arrays = _render(n, size, seed, difficulty)
         if path is not None:
             _save_npz(path, arrays)
     for name in _ARRAY_SPECS:
@@ -452,6 +601,13 @@ def _check_size(image_size: int) -> int:
     return int(image_size)
 
 
+def _check_difficulty(difficulty: str) -> str:
+    """``difficulty`` when it is one of DIFFICULTIES, else a DataError listing them."""
+    if difficulty not in _PROFILES:
+        raise DataError(f"unknown shapes difficulty {difficulty!r}; valid: {', '.join(DIFFICULTIES)}")
+    return difficulty
+
+
 def _check_seed(seed: int) -> int:
     """``seed`` as an int, or a DataError when it is not a non-negative whole number."""
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
@@ -460,9 +616,11 @@ def _check_seed(seed: int) -> int:
 
 
 def generate_shapes(
-    n: int, image_size: int = 32, seed: int = 0, cache_dir: str | os.PathLike[str] | None = None
+    n: int, image_size: int = 32, seed: int = 0, cache_dir: str | os.PathLike[str] | None = None,
+    difficulty: str = "standard",
 ) -> ShapesArrays:
-    """``n`` shapes images (labels exactly balanced over the 10 classes), bit-identical for the same (n, size, seed).
+    """``n`` shapes images (labels exactly balanced over the 10 classes), bit-identical for the same (n, size, seed,
+    difficulty). ``difficulty``: "standard" (the dataset ``shapes``) or "hard" (``shapes-hard``, see the module).
 
     Results are kept in this process; with ``cache_dir`` they are also stored as / loaded from an ``.npz`` file named
     from the parameters and the generator version. The returned arrays are read-only (copy them to modify).
@@ -471,7 +629,7 @@ def generate_shapes(
     if count is None:
         raise DataError("generate_shapes needs the number of images n")
     cache = None if cache_dir is None else str(Path(cache_dir).expanduser().resolve())
-    return _generate_cached(count, _check_size(image_size), _check_seed(seed), cache)
+    return _generate_cached(count, _check_size(image_size), _check_seed(seed), cache, _check_difficulty(difficulty))
 
 
 # ---------------------------------------------------------------------------------------------------- dataset
@@ -484,21 +642,28 @@ def split_seed(seed: int, split: str) -> int:
     return _check_seed(seed) * 1000 + _SPLIT_OFFSETS[split]
 
 
-def shapes_info(image_size: int = 32, normalize: bool = True) -> DataInfo:
-    """The DataInfo of the shapes dataset at ``image_size``."""
+def shapes_dataset_name(difficulty: str = "standard") -> str:
+    """The dataset name of a difficulty: "shapes" or "shapes-hard"."""
+    return "shapes" if _check_difficulty(difficulty) == "standard" else f"shapes-{difficulty}"
+
+
+def shapes_info(image_size: int = 32, normalize: bool = True, difficulty: str = "standard") -> DataInfo:
+    """The DataInfo of the shapes dataset (``difficulty``: standard = ``shapes``, hard = ``shapes-hard``)."""
+    hard = _check_difficulty(difficulty) == "hard"
     return DataInfo(
-        name="shapes",
+        name=shapes_dataset_name(difficulty),
         num_classes=len(SHAPE_CLASSES),
         class_names=SHAPE_CLASSES,
         image_size=_check_size(image_size),
-        mean=SHAPES_MEAN if normalize else IDENTITY_MEAN,
-        std=SHAPES_STD if normalize else IDENTITY_STD,
+        mean=(SHAPES_HARD_MEAN if hard else SHAPES_MEAN) if normalize else IDENTITY_MEAN,
+        std=(SHAPES_HARD_STD if hard else SHAPES_STD) if normalize else IDENTITY_STD,
         augment=DEFAULT_AUGMENT,
     )
 
 
 class ShapesDataset(ArrayDataset):
-    """One split ("train", "val" or "test") of the shapes dataset, with the ground-truth object masks.
+    """One split ("train", "val" or "test") of the shapes dataset, with the ground-truth object masks
+    (``difficulty="hard"``: the ``shapes-hard`` variant).
 
     Default sizes: train 10,000, val 2,000, test 2,000. ``.images`` uint8 [N, H, W, 3], ``.masks`` bool [N, H, W],
     ``.labels`` int64 [N], ``.arrays`` (the :class:`ShapesArrays`, with centres, radii and colours).
@@ -512,11 +677,13 @@ class ShapesDataset(ArrayDataset):
         seed: int = 0,
         normalize: bool = True,
         cache_dir: str | os.PathLike[str] | None = None,
+        difficulty: str = "standard",
     ) -> None:
         derived = split_seed(seed, split)
         count = check_count(n, f"the number of {split} images") or SPLIT_SIZES[split]
-        arrays = generate_shapes(count, image_size, derived, cache_dir=cache_dir)
-        super().__init__(arrays.images, arrays.labels, shapes_info(image_size, normalize))
+        arrays = generate_shapes(count, image_size, derived, cache_dir=cache_dir, difficulty=difficulty)
+        super().__init__(arrays.images, arrays.labels, shapes_info(image_size, normalize, difficulty))
+        self.difficulty = difficulty
         self.arrays = arrays
         self.masks = arrays.masks
         self.split = split

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import canonical_dataset_name, check_dataset
+from ..data import SHAPES_DATASETS, canonical_dataset_name, check_dataset
 from ..data.cifar import CIFAR_NAMES, CIFAR_SIZE, CIFARDataset
 from ..data.folder import ImageFolderDataset
 from ..data.shapes import SPLIT_SIZES, ShapesDataset
@@ -75,11 +75,12 @@ def evaluation_data(
         raise DataError(f"N must be a positive whole number, got {n!r}")
     n = int(n)
     check_dataset(name, root)
-    if name == "shapes":
+    if name in SHAPES_DATASETS:
         available = SPLIT_SIZES[split]
         if n > available:
             raise _too_many(n, available, name, split)
-        data = ShapesDataset(split, None, image_size or 32, seed=0, normalize=False)
+        data = ShapesDataset(split, None, image_size or 32, seed=0, normalize=False,
+                             difficulty=SHAPES_DATASETS[name])
         return EvaluationData(name, split, np.asarray(data.images[:n]), np.asarray(data.labels[:n]),
                               np.asarray(data.masks[:n], dtype=bool), tuple(str(i) for i in range(n)), data.info.class_names)
     if name in CIFAR_NAMES:

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..data import canonical_dataset_name
+from ..data import has_masks
 from ..errors import ConfigError
 from ..explain import get_method
 from ..explain import methods as method_registry
@@ -68,9 +68,9 @@ def _whole(value: Any, what: str, low: int) -> int:
 def check_masks(metrics: Sequence[str], dataset: str) -> None:
     """A ConfigError when some of ``metrics`` need ground-truth masks and ``dataset`` has none."""
     needs_masks = [name for name in metrics if get_metric(name).needs_masks]
-    if needs_masks and canonical_dataset_name(dataset) != "shapes":
+    if needs_masks and not has_masks(dataset):
         raise ConfigError(f"{', '.join(needs_masks)} need{'s' if len(needs_masks) == 1 else ''} ground-truth masks, and "
-                          f"{dataset} has none: remove them, or evaluate on shapes, which has masks")
+                          f"{dataset} has none: remove them, or evaluate on shapes or shapes-hard, which have masks")
 
 
 def check_request(
