@@ -12,7 +12,18 @@ __all__ = ["SPLITS", "curve_quantities", "metric_curves", "metric_title", "model
 # Training curves: a metrics.jsonl key is "<split>_<quantity>"; each quantity gets a panel, each split a line style
 # and a marker (which tell the splits apart where a run has one epoch, a point and no line).
 SPLITS = {"train": ("train", "solid", "circle"), "val": ("validation", "dash", "circle-open")}
-_QUANTITIES = {"loss": "loss", "accuracy": "accuracy", "alignment": "cosine(standard, guided)"}  # known, in this order
+# Known quantities, in this order. The gradient cosines say which one they are, so that nobody compares one with the
+# other: as the regularizer sees it (training batch, its batch-norm mode and gradient_of) and as explanations see it
+# (eval mode, per image, validation), of the loss and of the target logit; "alignment" is the name of runs before
+# issue 9 (train: the regularizer's view; val: eval mode, loss).
+_QUANTITIES = {
+    "loss": "loss",
+    "accuracy": "accuracy",
+    "alignment_eval": "cos(std, guided) of the loss · eval mode",
+    "alignment_logit_eval": "cos(std, guided) of the logit · eval mode",
+    "alignment_batch": "cos(std, guided) as regularized · train batch",
+    "alignment": "cosine(standard, guided)",
+}
 _LOSS_PARTS = ("classification", "regularization")  # the two terms of the loss: its panel already shows their sum
 _LEGEND_LINE = 21  # px per legend line (entry or title) at the default font
 

@@ -8,6 +8,7 @@ live tensors.
 
     python benchmarks/train_step.py                       # CIFAR ResNet-18, width 0.5 (32 base channels), batch 32
     python benchmarks/train_step.py --device cuda --batch 128 --width 1
+    python benchmarks/train_step.py --variants guided,guided_per_sample,guided_running --threads 1 --no-memory
 
 Targets (DESIGN.md): guided step <= 2.4x the time and <= 2.5x the peak memory of a plain step.
 """
@@ -35,6 +36,10 @@ VARIANTS = {
     "plain": ("none", {}),
     "guided": ("guided", {"error": "cosine", "lam": 7.5e-3}),
     "guided_torch_double_backward": ("guided", {"error": "cosine", "lam": 7.5e-3}),
+    # The batch-norm modes of the guided regularizer (issue 9): compare each with "guided" (batchnorm=batch).
+    "guided_per_sample": ("guided", {"error": "cosine", "lam": 7.5e-3, "batchnorm": "per_sample"}),
+    "guided_running": ("guided", {"error": "cosine", "lam": 7.5e-3, "batchnorm": "running"}),
+    "guided_logit": ("guided", {"error": "cosine", "lam": 7.5e-3, "gradient_of": "logit"}),
     "score_matching": ("score_matching", {}),
     "gradient_norm": ("gradient_norm", {}),
     "anti_score_matching": ("anti_score_matching", {}),

@@ -63,6 +63,13 @@ with st.expander("New run", expanded=not list(list_runs(RUNS))):
                                persist_state="session", help="the largest gradient norm of a step (larger ones are scaled down)")
         weight_decay = o3.number_input("Weight decay", 0.0, 1.0, 5e-4, format="%g", key="train.weight_decay", persist_state="session")
         seed = o3.number_input("Seed", 0, 2**31 - 1, 0, key="train.seed", persist_state="session")
+        has_lam = any(param.name == "lam" for param in REGULARIZERS[regularizer].params)
+        lam_warmup = o3.number_input("Lambda warm-up epochs", 0.0, 1000.0, 0.0, format="%g", key="train.lam_warmup_epochs",
+                                     persist_state="session", disabled=not has_lam,
+                                     help="lambda ramps linearly from 0 over these first epochs")
+        init = o1.text_input("Fine-tune checkpoint (optional)", key="train.init", persist_state="session",
+                             help="a model.safetensors (or its run folder) of the same architecture and classes; "
+                                  "the paper fine-tunes with Adam, lr 1e-5, 5 epochs")
     default_name = f"{regularizer}-{arch}-{time.strftime('%m%d-%H%M%S')}"
     name = st.text_input("Run name", value=default_name, key="train.name", persist_state="session")
     if st.button("Start training", type="primary", key="train.start"):
@@ -73,7 +80,8 @@ with st.expander("New run", expanded=not list(list_runs(RUNS))):
             "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "optimizer": optimizer,
             "schedule": schedule, "weight_decay": float(weight_decay), "seed": int(seed), "device": device,
             "clip_grad_norm": float(clip) or None, "warmup_epochs": 0.5 if schedule == "cosine" else 0.0,
-            "alignment_samples": 256,
+            "alignment_samples": 256, "lam_warmup_epochs": float(lam_warmup) if has_lam else 0.0,
+            "init": init.strip() or None,  # threads: the launcher divides the cores among the running runs
         }
         with readable_errors("The run was not started"):
             run, _ = launch_run(options, RUNS, name.strip())
