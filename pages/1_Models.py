@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+import appkit.evaluation as evaluation_views
 from appkit.charts import training_curves
 from appkit.models import confirm_deletion, model_table, show_broken, zoo
+from appkit.zoo_compare import (DEFAULT_METHODS, EVALUATE_HINT, models_without_evaluation, pair_counts, pair_verdicts,
+                                zoo_table)
 from appkit.page import page_setup
 from appkit.widgets import drop_missing_choices, readable_errors
 from interpgrad.zoo import default_directories, delete_model, save_upload
@@ -40,6 +43,58 @@ if entries:
         with column.expander(f"{entry.short_label} — metadata", expanded=len(selected) == 1):
             st.json(entry.metadata, expanded=1)
             st.caption(f"file: {entry.path}")
+
+st.subheader("Compare the models")
+listed = [item for item in evaluation_views.list_all() if item.folder.finished()]
+if not listed:
+    st.info(f"No finished evaluation yet: to compare the models' explanations, {EVALUATE_HINT}.")
+else:
+    keys = {item.key: item for item in listed}
+    if st.session_state.get("models.compare.evaluation") not in keys:  # first visit, or the folder is gone
+        st.session_state["models.compare.evaluation"] = evaluation_views.default_open(listed)
+    choice = st.columns([2, 3])
+    key = choice[0].selectbox("Evaluation", list(keys), format_func=lambda key: keys[key].label,
+                              key="models.compare.evaluation",
+                              help="an evaluation folder (the Evaluate page makes them): its models, methods, metrics")
+    with readable_errors("the evaluation cannot be read"):
+        evaluation = evaluation_views.load(keys[key].folder)
+        real = [name for name in evaluation.methods if name not in evaluation_views.CONTROLS]
+        drop_missing_choices("models.compare.methods", evaluation.methods)
+        methods = choice[1].multiselect(
+            "Methods", evaluation.methods, default=[name for name in DEFAULT_METHODS if name in evaluation.methods]
+            or real[:2], key="models.compare.methods", help="the attribution methods whose scores the table shows")
+        st.caption(f"{evaluation_views.protocol_lines(evaluation)[0]} Each cell: the mean over the images and, beside "
+                   "it, its confidence interval. Click a column header to sort.")
+        if methods:
+            table, columns = zoo_table(evaluation, entries, methods)
+            st.dataframe(table, hide_index=True, column_config=columns, key="models.compare.table")
+        else:
+            st.info("Choose at least one method.")
+        missing = models_without_evaluation(evaluation, entries)
+        if missing:
+            names = ", ".join(entry.short_label for entry in missing)
+            st.info(f"Not in this evaluation: {names}. To compare {'it' if len(missing) == 1 else 'them'}, "
+                    f"{EVALUATE_HINT}.")
+        if len(evaluation.models) >= 2:
+            st.markdown("**Compare two models** — paired over the same images")
+            pair = st.columns(2)
+            model_a = pair[0].selectbox("Model A", evaluation.models, index=len(evaluation.models) - 1,
+                                        key="models.compare.a")
+            others = [name for name in evaluation.models if name != model_a]
+            model_b = pair[1].selectbox("Model B", others, key="models.compare.b")
+            verdicts = pair_verdicts(evaluation, model_a, model_b, methods or None)
+            if verdicts.empty:
+                st.info(f"{evaluation.folder.name if evaluation.folder else 'This evaluation'} has no paired "
+                        f"comparison of {model_a} and {model_b}.")
+            else:
+                counts = pair_counts(verdicts)
+                st.markdown(f"Over {len(verdicts)} (method, metric) pairs: **{model_a} better** on {counts['better']}, "
+                            f"**{model_b} better** on {counts['worse']}, no clear difference on "
+                            f"{counts['no clear difference']}. The difference is A - B; the verdict is for A.")
+                st.dataframe(evaluation_views.style_verdicts(verdicts, ["result", "verdict"]), hide_index=True,
+                             key="models.compare.verdicts")
+        else:
+            st.caption("This evaluation has one model: there is nothing to compare it with.")
 
 st.subheader("Upload a checkpoint")
 st.caption("A `.safetensors` file saved by interpgrad (its metadata is inside), or any safetensors file with the "
