@@ -6,8 +6,8 @@ background, a random size (enclosing radius 0.2-0.4 of the image side), rotation
 then Gaussian pixel noise. The mask is exactly the object's pixels, so saliency maps can be scored against it.
 
 ``difficulty="hard"`` (the dataset ``shapes-hard``) makes the task harder while keeping exact masks: smaller objects
-(radius 0.16-0.32), low contrast (object colour at an RGB distance of 0.2-0.4 from the local background), stronger
-texture, more lines and dots, two small filled shapes of random classes as distractors, an occluding bar across 40 % of
+(radius 0.18-0.34), low contrast (object colour at an RGB distance of 0.25-0.45 from the local background), stronger
+texture, more lines and dots, two small filled shapes of random classes as distractors, an occluding bar across 30 % of
 the objects (its pixels are removed from the mask: the mask is the object's visible pixels) and stronger noise.
 
 Rendering is vectorised with numpy: every shape is an implicit function of pixel coordinates in the object's own frame
@@ -64,8 +64,8 @@ SHAPE_CLASSES: tuple[str, ...] = (
 SHAPES_MEAN: tuple[float, float, float] = (0.5001, 0.5013, 0.5014)
 SHAPES_STD: tuple[float, float, float] = (0.2447, 0.2454, 0.2437)
 """Per-channel mean/std of the generator's images (measured on 20,000 32x32 images of seed 0, rounded to 4 places)."""
-SHAPES_HARD_MEAN: tuple[float, float, float] = (0.5017, 0.4977, 0.5023)
-SHAPES_HARD_STD: tuple[float, float, float] = (0.2434, 0.2432, 0.2431)
+SHAPES_HARD_MEAN: tuple[float, float, float] = (0.5015, 0.4976, 0.5023)
+SHAPES_HARD_STD: tuple[float, float, float] = (0.2416, 0.2412, 0.2413)
 """The same for difficulty "hard"."""
 
 MIN_IMAGE_SIZE = 16
@@ -106,9 +106,9 @@ class _Profile:
 
 _PROFILES: dict[str, _Profile] = {
     "standard": _Profile(),
-    "hard": _Profile(min_radius=0.16, max_radius=0.32, wave_amp=(0.02, 0.05), lines=5, dots=8, noise_std=8.0,
-                     contrast=(0.2, 0.4), distractor_shapes=2, distractor_radius=(0.06, 0.1),
-                     occluder_probability=0.4),
+    "hard": _Profile(min_radius=0.18, max_radius=0.34, wave_amp=(0.015, 0.04), lines=5, dots=8, noise_std=6.0,
+                     contrast=(0.25, 0.45), distractor_shapes=2, distractor_radius=(0.05, 0.09),
+                     occluder_probability=0.3),
 }
 
 
