@@ -168,7 +168,9 @@ def pair_verdicts(evaluation: Any, model_a: str, model_b: str,
     table = comparison_table(dataclasses.replace(evaluation, comparisons=oriented))
     words = {"better": f"{model_a} better", "worse": f"{model_b} better"}
     table.insert(len(table.columns) - 1, "result", [words.get(verdict, verdict) for verdict in table["verdict"]])
-    return table.drop(columns=["model", "against"])
+    method_rank = {name: index for index, name in enumerate(methods or evaluation.methods)}
+    table = table.sort_values("method", key=lambda column: column.map(method_rank), kind="stable")
+    return table.drop(columns=["model", "against"]).reset_index(drop=True)
 
 
 def pair_counts(table: pd.DataFrame) -> dict[str, int]:
