@@ -91,7 +91,8 @@ else:
                 st.markdown(f"Over {len(verdicts)} (method, metric) pairs: **{model_a} better** on {counts['better']}, "
                             f"**{model_b} better** on {counts['worse']}, no clear difference on "
                             f"{counts['no clear difference']}. The difference is A - B; the verdict is for A.")
-                styled = evaluation_views.style_verdicts(verdicts, ["result", "verdict"]).format({"p-value": "{:.2g}"})
+                styled = evaluation_views.style_verdicts(verdicts, ["result", "verdict"]).format(
+                    {"difference": "{:.4g}", "p-value": "{:.2g}"})
                 st.dataframe(styled, hide_index=True, key="models.compare.verdicts")
         else:
             st.caption("This evaluation has one model: there is nothing to compare it with.")
