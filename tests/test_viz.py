@@ -173,9 +173,9 @@ def test_display_options_check_themselves_and_say_what_they_are() -> None:
     assert text == ("signed maps, colormap magma, opacity 0.30, clipped at the 98th percentile of |map|, one scale "
                     "per column, mask outline")
     assert DisplayOptions().to_dict() == {"cmap": "jet", "alpha": 0.5, "signed": False, "percentile": 99.5,
-                                          "scale": "map", "outline": False}
+                                          "scale": "map", "outline": False, "regions": False, "region_q": 10.0}
     for bad, match in [({"scale": "row"}, "scale"), ({"alpha": 1.5}, "alpha"), ({"percentile": 0}, "percentile"),
-                       ({"cmap": "nope"}, "colormap")]:
+                       ({"cmap": "nope"}, "colormap"), ({"region_q": 0}, "region_q"), ({"region_q": 101}, "region_q")]:
         with pytest.raises(ConfigError, match=match):
             DisplayOptions(**bad)
 
