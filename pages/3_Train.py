@@ -12,7 +12,7 @@ from appkit.models import confirm_deletion
 from appkit.page import page_setup
 from appkit.training import follow_default
 from appkit.widgets import JOB_BADGES, param_widgets, readable_errors, status_message
-from interpgrad.data import DATASETS
+from interpgrad.data import DATASETS, SHAPES_DATASETS
 from interpgrad.data.shapes import SPLIT_SIZES
 from interpgrad.models import architectures
 from interpgrad.regularizers import REGULARIZERS
@@ -39,7 +39,7 @@ with st.expander("New run", expanded=not list(list_runs(RUNS))):
                                disabled=architectures()[arch].family != "cifar")
     dataset = middle.selectbox("Dataset", DATASETS, key="train.dataset", persist_state="session", help="shapes: synthetic, with ground-truth masks")
     cifar = dataset.startswith("cifar")
-    data_root = middle.text_input("Data folder", key="train.data_root", persist_state="session", disabled=dataset == "shapes",
+    data_root = middle.text_input("Data folder", key="train.data_root", persist_state="session", disabled=dataset in SHAPES_DATASETS,
                                   help="the folder containing cifar-10-batches-py / cifar-100-python, or class subfolders")
     download = middle.checkbox("Download CIFAR into it", key="train.download", persist_state="session", disabled=not cifar)
     # Image size and the number of training images follow the dataset (CIFAR images are 32 px; CIFAR and image
@@ -48,7 +48,7 @@ with st.expander("New run", expanded=not list(list_runs(RUNS))):
     image_size = middle.selectbox("Image size", [32] if cifar else IMAGE_SIZES, key="train.image_size", persist_state="session",
                                   disabled=cifar, help="CIFAR images are 32 px" if cifar else "images are resized to this size")
     epochs = right.number_input("Epochs", 1, 1000, 3, key="train.epochs", persist_state="session")
-    follow_default("train.n_train", dataset, SPLIT_SIZES["train"] if dataset == "shapes" else 0)
+    follow_default("train.n_train", dataset, SPLIT_SIZES["train"] if dataset in SHAPES_DATASETS else 0)
     n_train = right.number_input("Training images (0 = all)", 0, 10_000_000, step=256, key="train.n_train",
                                  persist_state="session")
     devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])

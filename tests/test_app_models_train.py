@@ -225,6 +225,9 @@ def test_training_images_and_image_size_follow_the_dataset() -> None:
     assert n_train().value == 0 and size().value == 64
     at.selectbox(key="train.dataset").set_value("shapes").run()
     assert n_train().value == 10000 and size().value == 32
+    at.selectbox(key="train.dataset").set_value("shapes-hard").run()  # generated like shapes: no data folder
+    assert n_train().value == 10000 and at.text_input(key="train.data_root").disabled
+    at.selectbox(key="train.dataset").set_value("shapes").run()
     # A value the user changed for a dataset stays with that dataset; the others keep their defaults.
     n_train().set_value(2048).run()
     at.selectbox(key="train.dataset").set_value("cifar100").run()
