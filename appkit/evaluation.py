@@ -30,7 +30,7 @@ from interpgrad.metrics import EvaluationDir, evaluation_data, list_evaluations,
 from interpgrad.metrics import metrics as metric_registry
 from interpgrad.metrics.presets import apply_preset
 from interpgrad.metrics.request import check_masks
-from interpgrad.training.checkpoint import class_names_of, input_normalisation
+from interpgrad.training.checkpoint import class_names_of, file_sha256, input_normalisation
 from interpgrad.viz import normalize_map, overlay
 from interpgrad.zoo import ModelEntry, default_directories
 
@@ -446,12 +446,6 @@ class ImageRow:
     warning: str | None = None
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @st.cache_data(max_entries=16, show_spinner="explaining the image with every model and method...")
 def _image_maps(path: str, mtime: float, position: int,
                 checkpoints: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray | None, str, list[ImageRow]]:
@@ -469,7 +463,7 @@ def _image_maps(path: str, mtime: float, position: int,
                                  "scores stay, the maps cannot be recomputed"))
             continue
         warning = None
-        if model.get("sha256") and _sha256(checkpoint) != model["sha256"]:
+        if model.get("sha256") and file_sha256(checkpoint) != model["sha256"]:
             warning = (f"{model.get('path')} changed since the evaluation: these maps are of the current file, the "
                        "scores of the evaluated one")
         loaded = load_checkpoint_file(checkpoint)

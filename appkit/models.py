@@ -3,7 +3,6 @@ confirmation step before something is deleted."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from interpgrad.comparison import ComparedModel
 from interpgrad.params import applicable
 from interpgrad.regularizers import REGULARIZERS
 from interpgrad.training import load_checkpoint
+from interpgrad.training.checkpoint import file_sha256
 from interpgrad.zoo import ModelEntry, as_number, default_directories, discover_models
 
 __all__ = ["LoadedModel", "compared_model", "confirm_deletion", "load_checkpoint_file", "load_model", "model_table",
@@ -133,9 +133,7 @@ def confirm_deletion(request_key: str, item: str, label: str, consequence: str, 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _load(path: str, mtime: float) -> LoadedModel:
     model, metadata = load_checkpoint(path)
-    with open(path, "rb") as file:
-        sha256 = hashlib.file_digest(file, "sha256").hexdigest()
-    return LoadedModel(model, metadata, threading.Lock(), sha256)
+    return LoadedModel(model, metadata, threading.Lock(), file_sha256(path))
 
 
 def load_model(entry: ModelEntry) -> LoadedModel:

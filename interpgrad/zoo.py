@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from .errors import CheckpointError, ConfigError
 from .jobs import delete_job
-from .training.checkpoint import CHECKPOINT_NAME, atomic_write_bytes, load_checkpoint, read_checkpoint_metadata
+from .training.checkpoint import CHECKPOINT_NAME, atomic_write_bytes, file_sha256, load_checkpoint, read_checkpoint_metadata
 from .training.run import RunDir
 
 __all__ = [
@@ -138,8 +138,7 @@ class ModelEntry:
 
     def sha256(self) -> str:
         """The SHA-256 of the checkpoint file (hex): what tells one file from another with the same name."""
-        with self.path.open("rb") as file:
-            return hashlib.file_digest(file, "sha256").hexdigest()
+        return file_sha256(self.path)
 
 
 def _metrics_beside(path: Path) -> tuple[dict[str, Any], ...]:

@@ -246,3 +246,15 @@ def test_shapes_are_compared_on_the_meta_device_before_the_model_is_built(tmp_pa
     built_on.clear()
     model, _ = load_checkpoint(path)
     assert built_on == ["meta", "cpu"] and next(model.parameters()).device.type == "cpu"
+
+
+def test_file_sha256_reads_in_blocks_and_equals_hashlib(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    from interpgrad.training.checkpoint import file_sha256
+
+    for size in (0, 1, (1 << 20) - 1, (1 << 20) + 7):
+        data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        path = tmp_path / f"{size}.bin"
+        path.write_bytes(data)
+        assert file_sha256(path) == hashlib.sha256(data).hexdigest()

@@ -15,7 +15,7 @@ import torch
 from interpgrad import ConfigError
 from interpgrad.gad import STUDY_COLUMNS, GadExplanation, Pair, gad_explanation, load_gad_run, region_study, \
     study_images, train_gad
-from interpgrad.gad.run import file_sha256
+from interpgrad.training.checkpoint import file_sha256
 from interpgrad.regions import COLUMNS, compare_regions, summarise_regions
 from interpgrad.training.checkpoint import input_normalisation
 

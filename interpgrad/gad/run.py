@@ -35,6 +35,7 @@ from ..training.checkpoint import (
     CHECKPOINT_NAME,
     checkpoint_path,
     class_names_of,
+    file_sha256,
     load_checkpoint,
     read_checkpoint_metadata,
     save_checkpoint,
@@ -71,11 +72,6 @@ def list_gad_runs(root: str | os.PathLike[str]) -> list[GadDir]:
 
 
 # ---------------------------------------------------------------------------------------------------- identity
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def parameters_sha256(model: nn.Module) -> str:

@@ -15,7 +15,6 @@ resumes (``resume=True``) from the units it had written, with the same results (
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -37,7 +36,7 @@ from ..data.transforms import denormalize, normalize
 from ..errors import ConfigError, InterpgradError, Remedy
 from ..explain import explain, get_method
 from ..jobs import reason_fields
-from ..training.checkpoint import atomic_write_bytes, checkpoint_path, input_normalisation, load_checkpoint
+from ..training.checkpoint import atomic_write_bytes, checkpoint_path, file_sha256, input_normalisation, load_checkpoint
 from .core import MetricBatch, get_metric
 from .datasets import EvaluationData, evaluation_data
 from .folder import EvaluationDir, unit_key
@@ -109,14 +108,6 @@ class EvaluatedModel:
                 "metrics": self.metadata.get("metrics") or {}}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _display_path(path: Path) -> str:
     """The path relative to the project when inside it (so a shipped result folder stays valid elsewhere)."""
     resolved = path.resolve()
@@ -140,7 +131,7 @@ def _load(spec: ModelSpec, device: torch.device) -> EvaluatedModel:
     model, metadata = load_checkpoint(path, device=device)
     if device.type == "cpu":  # channels-last convolutions run 1.1-1.6x faster on a CPU (benchmarks/metrics.py)
         model = model.to(memory_format=torch.channels_last)
-    return EvaluatedModel(_name_of(path), model, metadata, _display_path(path), _sha256(path))
+    return EvaluatedModel(_name_of(path), model, metadata, _display_path(path), file_sha256(path))
 
 
 def _unique_names(models: list[EvaluatedModel]) -> None:

@@ -17,6 +17,7 @@ A trainer's checkpoint also has ``"name"`` (its run's name) and ``"epochs_comple
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -41,6 +42,7 @@ __all__ = [
     "atomic_write_bytes",
     "checkpoint_path",
     "class_names_of",
+    "file_sha256",
     "input_normalisation",
     "load_checkpoint",
     "read_checkpoint_metadata",
@@ -61,6 +63,16 @@ class LoadedCheckpoint(NamedTuple):
 
     model: nn.Module
     metadata: dict[str, Any]
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes (hex), read in blocks of 1 MiB: what tells one checkpoint from another with the
+    same name, and what runs, evaluations and GAD runs record of the checkpoints they were made from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -17,7 +17,6 @@ What it guarantees:
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import socket
@@ -42,7 +41,7 @@ from ..jobs import StopRequest, reason_fields
 from ..models import ModelConfig, build_model, unwrap_model
 from ..regularizers import LossParts, Regularizer, build_regularizer, gradient_alignment
 from ..runtime import keep_freed_memory
-from .checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from .checkpoint import file_sha256, load_checkpoint, read_checkpoint_metadata, save_checkpoint
 from .config import TrainConfig
 from .distributed import DistributedContext, setup_distributed
 from .run import RunDir
@@ -122,14 +121,6 @@ def shared_threads(processes: int) -> int:
     """Torch threads for each of ``processes`` processes sharing this machine's cores: max(1, cores // processes).
     More threads than cores made a guided step 7x slower on a busy 2-core machine (5.75 s against 0.77 s)."""
     return max(1, available_cores() // max(1, processes))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -276,7 +267,7 @@ class Trainer:
         from .checkpoint import checkpoint_path
 
         weights = checkpoint_path(path)
-        return {"path": str(weights.resolve()), "sha256": _sha256(weights)}
+        return {"path": str(weights.resolve()), "sha256": file_sha256(weights)}
 
     def _set_lam(self, epoch: int, step: int) -> float | None:
         """The regularizer's lam at this position: ramped linearly from 0 over ``lam_warmup_epochs``."""
