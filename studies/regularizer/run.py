@@ -157,6 +157,8 @@ def start_metrics(args: argparse.Namespace) -> dict:
 
 
 def run_evaluation(names: list[str], args: argparse.Namespace) -> tuple[Path, float | None]:
+    # resumed while unfinished; after extending the grid (e.g. --lams 1,10) remove this folder (and its timing file)
+    # so that all models are evaluated together again (a resume with other models is refused)
     out = args.runs / "evaluation"
     timing_file = args.runs / "evaluation.timing.json"
     if state(out) == "finished":
