@@ -246,7 +246,7 @@ def test_train_a_tiny_run_and_find_it_among_the_models(app_url: str, page, folde
     page.goto(f"{app_url}/Train")
     page.get_by_text("Start training").wait_for(timeout=90_000)
     page.get_by_label("Run name").fill("browser-tiny")
-    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("Epochs", exact=True).fill("1")
     page.get_by_label("Training images (0 = all)").fill("256")
     page.get_by_label("Training images (0 = all)").press("Tab")
     page.get_by_role("button", name="Start training").click()

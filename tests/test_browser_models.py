@@ -70,8 +70,7 @@ def test_models_page_curves_upload_and_delete(app_url: str, page, folders: dict[
         _no_streamlit_exception(page)
     assert [path.name for path in folders["uploads"].iterdir()] == ["browser-guided"]
 
-    choice = page.locator("[data-testid='stSelectbox']").filter(has_text="Model")
-    shown = choice.locator("input").input_value() if choice.locator("input").count() else choice.inner_text()
+    shown = page.get_by_role("combobox", name="Model", exact=True).input_value()  # not "Model A/B" of the comparison
     assert shown == "browser-guided (upload: resnet18 x0.125, guided)"  # the only one: no shipped model
     page.get_by_role("button", name="Delete…").click()
     page.get_by_text("Delete browser-guided (upload)?").wait_for(timeout=30_000)

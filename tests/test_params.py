@@ -239,7 +239,7 @@ def test_help_list_and_info_say_when_a_parameter_applies(capsys: pytest.CaptureF
     assert "--param pixel_perturbation.constant=0.5 (only when replacement is constant):" in out
     code, out, _ = _cli(capsys, "info")
     assert code == 0
-    assert "error=cosine, histogram_normalization=each [only when error is histogram])" in out
+    assert "error=cosine, histogram_normalization=each [only when error is histogram], batchnorm=batch" in out
     assert "seed=0, steps=32 [only when base is integrated_gradients], batch_size=0" in out
 
 

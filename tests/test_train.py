@@ -43,7 +43,8 @@ def test_defaults_are_the_papers_settings() -> None:
     assert (config.optimizer, config.lr, config.momentum, config.weight_decay) == ("sgd", 0.1, 0.9, 5e-4)
     assert (config.batch_size, config.epochs, config.resolved_milestones, config.gamma) == (128, 200, (100, 150), 0.1)
     guided = make_config({"out": "x", "regularizer": "guided"})
-    assert guided.regularizer_params == {"lam": 7.5e-3, "error": "cosine", "histogram_normalization": "each"}
+    assert guided.regularizer_params == {"lam": 7.5e-3, "error": "cosine", "histogram_normalization": "each",
+                                         "batchnorm": "batch", "gradient_of": "loss"}  # the paper: as written
     assert guided.resolved_activation == "relu" and guided.resolved_normalize is True
     # Srinivas & Fleuret's code: Softplus(10) networks on inputs in [0, 1] for all three of their regularizers
     for name in ("score_matching", "anti_score_matching", "gradient_norm"):
@@ -547,6 +548,9 @@ def test_threads_follow_the_shared_cores(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(trainer_module, "available_cores", lambda: 8)
     assert [shared_threads(n) for n in (1, 2, 3, 8, 20)] == [8, 4, 2, 1, 1]
+    for value, expected in (("3", 3), ("", None), ("0", None), ("two", None)):  # the environment's own request
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+        assert trainer_module.requested_threads() == expected
     spawned = []
     monkeypatch.setattr(launcher, "spawn", lambda arguments, run, keys: spawned.append(arguments))
     monkeypatch.setattr(launcher, "running_runs", lambda root: 1)

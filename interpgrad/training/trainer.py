@@ -123,6 +123,12 @@ def shared_threads(processes: int) -> int:
     return max(1, available_cores() // max(1, processes))
 
 
+def requested_threads() -> int | None:
+    """The thread count the environment asks for (``OMP_NUM_THREADS``, a positive whole number), or None."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def _nearest_existing(path: Path) -> Path:
     """``path`` or its closest ancestor that exists."""
     path = path.absolute()
@@ -204,7 +210,9 @@ class Trainer:
         self.micro_batch = self._micro_batch()
         if self.device.type == "cpu":
             keep_freed_memory()
-        self.threads = config.threads or shared_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        # --threads, else OMP_NUM_THREADS (the user's or torchrun's choice), else the cores shared by this job's processes
+        self.threads = (config.threads or requested_threads()
+                        or shared_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
         torch.set_num_threads(self.threads)
         torch.manual_seed(config.seed)
 
