@@ -14,8 +14,9 @@ valid ones) and returns the same strategy with indices.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 
@@ -49,25 +50,25 @@ def _distinct(indices: Sequence[int], class_names: Sequence[str], what: str) -> 
 
 
 @dataclass(frozen=True)
-class Strategy:
-    """The common interface: ``side_a`` / ``side_b`` (class indices, once ``resolved``), ``classes`` (both sides),
-    ``sides(labels)`` and ``describe``."""
+class Strategy(ABC):
+    """The common interface: ``kind``, ``side_a`` / ``side_b`` (class indices, once ``resolved``), ``classes`` (both
+    sides), ``sides(labels)`` and ``describe``."""
+
+    kind: ClassVar[str]
 
     @property
-    def kind(self) -> str:
-        raise NotImplementedError
-
-    @property
+    @abstractmethod
     def side_a(self) -> tuple[int, ...]:
-        raise NotImplementedError
+        """The classes of side a."""
 
     @property
+    @abstractmethod
     def side_b(self) -> tuple[int, ...]:
-        raise NotImplementedError
+        """The classes of side b."""
 
+    @abstractmethod
     def resolved(self, class_names: Sequence[str]) -> "Strategy":
         """The same strategy with class indices, checked against the model's ``class_names`` (ConfigError)."""
-        raise NotImplementedError
 
     def _check_resolved(self) -> None:
         if not all(isinstance(c, int) for c in (*self.side_a, *self.side_b)):
@@ -95,8 +96,9 @@ class Strategy:
         b = "rest" if self.kind == "one_vs_all" else "+".join(name(c) for c in self.side_b)
         return f"{'+'.join(name(c) for c in self.side_a)} vs {b}"
 
+    @abstractmethod
     def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """As JSON (``strategy_from_dict`` reads it back)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class Pair(Strategy):
     k: ClassSpec
     l: ClassSpec  # noqa: E741  (the paper's names)
 
-    kind = "pair"  # type: ignore[assignment]
+    kind = "pair"
 
     @property
     def side_a(self) -> tuple[int, ...]:
@@ -132,7 +134,7 @@ class OneVsAll(Strategy):
     k: ClassSpec
     num_classes: int | None = None  # known once resolved
 
-    kind = "one_vs_all"  # type: ignore[assignment]
+    kind = "one_vs_all"
 
     @property
     def side_a(self) -> tuple[int, ...]:
@@ -160,7 +162,7 @@ class Split(Strategy):
     group_a: tuple[ClassSpec, ...]
     group_b: tuple[ClassSpec, ...]
 
-    kind = "split"  # type: ignore[assignment]
+    kind = "split"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "group_a", tuple(self.group_a))
