@@ -7,9 +7,25 @@ import html
 import numpy as np
 import torch
 
+from interpgrad.data import load_image
+from interpgrad.errors import InterpgradError
+from interpgrad.samples import Sample
 from interpgrad.viz import colorize, enlarge
 
-__all__ = ["colorbar_html", "crisp"]
+__all__ = ["UPLOAD_EXTENSIONS", "UPLOAD_FORMATS", "colorbar_html", "crisp", "read_upload"]
+
+# The image formats the pages' uploaders accept (format -> file extensions); decoding accepts these only.
+UPLOAD_FORMATS = {"PNG": ["png"], "JPEG": ["jpg", "jpeg"], "TIFF": ["tif", "tiff"], "BMP": ["bmp"], "WEBP": ["webp"]}
+UPLOAD_EXTENSIONS = [extension for extensions in UPLOAD_FORMATS.values() for extension in extensions]
+
+
+def read_upload(upload) -> tuple[Sample | None, str | None]:  # type: ignore[no-untyped-def]
+    """An uploaded file (``st.file_uploader``'s value) decoded as a Sample of the dataset "upload", or the readable
+    reason it cannot be used: (sample, None) or (None, message)."""
+    try:
+        return Sample(upload.name, load_image(upload.getvalue(), formats=list(UPLOAD_FORMATS)), dataset="upload"), None
+    except InterpgradError as error:
+        return None, f"{upload.name} cannot be used: {error}"
 
 
 def crisp(image: np.ndarray, size: int = 192) -> np.ndarray:

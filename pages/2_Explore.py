@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from appkit.images import colorbar_html, crisp
+from appkit.images import UPLOAD_EXTENSIONS, UPLOAD_FORMATS, colorbar_html, crisp, read_upload
 from appkit.models import compared_model, zoo
 from appkit.page import page_setup
 from appkit.widgets import drop_missing_choices, param_widgets, readable_errors
 from interpgrad.comparison import ALIGNMENT_HELP, compare, image_digest, method_help, score_comparison
-from interpgrad.data import load_image
-from interpgrad.errors import InterpgradError
 from interpgrad.explain import methods as method_registry
 from interpgrad.metrics import metrics as metric_registry
 from interpgrad.metrics.scores import EXPLORE_METRICS
@@ -26,7 +24,6 @@ st.caption("Pick an image, one or more models and several methods: every map is 
            "or more models, an A - B row shows where their maps differ.")
 
 DEFAULT_METHODS = ["gradient", "guided_backprop", "smoothgrad", "gradcam", "gradcam++", "scorecam", "layercam", "guided_gradcam"]
-UPLOAD_FORMATS = {"PNG": ["png"], "JPEG": ["jpg", "jpeg"], "TIFF": ["tif", "tiff"], "BMP": ["bmp"], "WEBP": ["webp"]}
 PANEL = 192  # pixels of a panel as drawn (the browser scales it to its column)
 MIN_COLUMNS = 6  # the grid is laid out on at least this many columns (input + methods)
 REGISTRY = {name: method for name, method in method_registry().items() if not method.requires}  # not "gad" (a GAD run)
@@ -44,11 +41,11 @@ def _upload_changed() -> None:
     upload = st.session_state.get("explore.upload")
     if upload is None:
         return
-    try:
-        image = load_image(upload.getvalue(), formats=list(UPLOAD_FORMATS))
-        st.session_state["explore.uploaded"] = (Sample(upload.name, image, dataset="upload"), image_digest(image))
-    except InterpgradError as error:
-        st.session_state["explore.upload_error"] = f"{upload.name} cannot be used: {error}"
+    sample, error = read_upload(upload)
+    if sample is None:
+        st.session_state["explore.upload_error"] = error
+    else:
+        st.session_state["explore.uploaded"] = (sample, image_digest(sample.image))
 
 
 # --- the image ----------------------------------------------------------------------------------------------------
@@ -61,7 +58,7 @@ with left:
     chosen: Sample | None
     if source == "upload":
         upload = st.file_uploader(f"An image ({', '.join(UPLOAD_FORMATS).replace('WEBP', 'WebP')}; any size, 8/16-bit, "
-                                  "grayscale or RGBA)", type=[t for types in UPLOAD_FORMATS.values() for t in types],
+                                  "grayscale or RGBA)", type=UPLOAD_EXTENSIONS,
                                   key="explore.upload", on_change=_upload_changed)
         if "explore.upload_error" in st.session_state:
             st.error(st.session_state["explore.upload_error"])

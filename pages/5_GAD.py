@@ -10,12 +10,10 @@ import streamlit as st
 
 from appkit.gad import (GAD_COLOUR, ORIGINAL_COLOUR, GadChoice, cached_view, describe_progress, gad_choices, gad_roots,
                         load_run, read_study, share_rows, study_chart, study_progress, summary_rows)
-from appkit.images import crisp
+from appkit.images import UPLOAD_EXTENSIONS, crisp, read_upload
 from appkit.models import zoo
 from appkit.page import page_setup
 from appkit.widgets import JOB_BADGES, param_widgets, readable_errors, status_message
-from interpgrad.data import load_image
-from interpgrad.errors import InterpgradError
 from interpgrad.explain import get_method
 from interpgrad.gad import (FUSIONS, TRAINING_PARAMS, GadDir, OneVsAll, Pair, Split, gad_bases, launch_gad,
                             list_gad_runs, resume_gad, stop_gad)
@@ -34,7 +32,6 @@ st.caption(
     "sensitivity) is how much hiding them lowers the probability of the predicted class.")
 
 ROOTS = gad_roots()
-UPLOAD_FORMATS = {"PNG": ["png"], "JPEG": ["jpg", "jpeg"], "TIFF": ["tif", "tiff"], "BMP": ["bmp"], "WEBP": ["webp"]}
 STRATEGIES = {"pair": "two classes", "one_vs_all": "one class against the rest", "split": "two groups of classes"}
 
 if "gad.flash" in st.session_state:
@@ -168,11 +165,11 @@ def _upload_changed() -> None:
     upload = st.session_state.get("gad.upload")
     if upload is None:
         return
-    try:
-        image = load_image(upload.getvalue(), formats=list(UPLOAD_FORMATS))
-        st.session_state["gad.uploaded"] = Sample(upload.name, image, dataset="upload")
-    except InterpgradError as error:
-        st.session_state["gad.upload_error"] = f"{upload.name} cannot be used: {error}"
+    sample, error = read_upload(upload)
+    if sample is None:
+        st.session_state["gad.upload_error"] = error
+    else:
+        st.session_state["gad.uploaded"] = sample
 
 
 left, middle, right = st.columns([2, 2, 1])
@@ -180,7 +177,7 @@ with left:
     source = st.radio("Image", ["bundled sample", "upload"], horizontal=True, key="gad.source", persist_state="session")
     chosen: Sample | None
     if source == "upload":
-        st.file_uploader("An image (PNG, JPEG, TIFF, BMP, WebP)", type=[kind for kinds in UPLOAD_FORMATS.values() for kind in kinds], key="gad.upload",
+        st.file_uploader("An image (PNG, JPEG, TIFF, BMP, WebP)", type=UPLOAD_EXTENSIONS, key="gad.upload",
                          on_change=_upload_changed)
         if "gad.upload_error" in st.session_state:
             st.error(st.session_state["gad.upload_error"])

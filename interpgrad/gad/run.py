@@ -33,10 +33,12 @@ from ..jobs import JobDir, list_jobs, reason_fields
 from ..metrics.request import resolve_device
 from ..training.checkpoint import (
     CHECKPOINT_NAME,
+    PROJECT,
     checkpoint_path,
     class_names_of,
     file_sha256,
     load_checkpoint,
+    project_path,
     read_checkpoint_metadata,
     save_checkpoint,
 )
@@ -49,7 +51,6 @@ from .support import StrategyImages, SupportReport, SupportStopped, logits_of, r
 __all__ = ["GadDir", "GadRun", "list_gad_runs", "load_gad_run", "load_supports", "parameters_sha256", "train_gad"]
 
 Progress = Callable[[int, int, str], None]  # (steps done, steps in all, message)
-_PROJECT = Path(__file__).resolve().parents[2]
 _STATUS_INTERVAL_S = 1.0
 
 
@@ -85,19 +86,9 @@ def parameters_sha256(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _recorded_path(path: Path) -> str:
-    """The checkpoint's path as the run records it: relative to the project when inside it (so that the project's
-    shipped runs stay valid wherever it is checked out), else absolute."""
-    resolved = path.resolve()
-    try:
-        return str(resolved.relative_to(_PROJECT))
-    except ValueError:
-        return str(resolved)
-
-
 def _find_recorded(recorded: str) -> Path:
     path = Path(recorded)
-    for candidate in ([path] if path.is_absolute() else [path, _PROJECT / path]):
+    for candidate in ([path] if path.is_absolute() else [path, PROJECT / path]):
         if candidate.is_file():
             return candidate
     raise ConfigError(f"the GAD run's original checkpoint {recorded} is not there any more; pass the checkpoint "
@@ -377,7 +368,7 @@ def _prepare(path: Path, strategy: Strategy, settings: dict[str, Any], saved: di
         given = parse_alphas(settings["alphas"]) if settings["schedule"] == "given" else None
         alphas = alpha_schedule(train_logits, strategy, settings["supports"], settings["alpha_scale"], settings["gap"],
                                 given)
-    original_record = {"path": _recorded_path(path), "sha256": file_sha256(path),
+    original_record = {"path": project_path(path), "sha256": file_sha256(path),
                        "parameters_sha256": parameters_sha256(original), "metadata": metadata}
     config = {"kind": "gad", "original": original_record, "strategy": strategy.to_dict(),
               "strategy_text": strategy.describe(class_names_of(metadata)), "settings": settings,

@@ -36,7 +36,8 @@ from ..data.transforms import denormalize, normalize
 from ..errors import ConfigError, InterpgradError, Remedy
 from ..explain import explain, get_method
 from ..jobs import reason_fields
-from ..training.checkpoint import atomic_write_bytes, checkpoint_path, file_sha256, input_normalisation, load_checkpoint
+from ..training.checkpoint import (atomic_write_bytes, checkpoint_path, file_sha256, input_normalisation,
+                                   load_checkpoint, project_path)
 from .core import MetricBatch, get_metric
 from .datasets import EvaluationData, evaluation_data
 from .folder import EvaluationDir, unit_key
@@ -60,7 +61,6 @@ __all__ = ["Evaluation", "EvaluatedModel", "Stopped", "evaluate", "load_evaluati
 ModelSpec = Union[str, Path, tuple[str, nn.Module, Mapping[str, Any]]]
 Progress = Callable[[int, int, str], None]
 
-_PROJECT = Path(__file__).resolve().parent.parent.parent
 
 
 class Stopped(InterpgradError):
@@ -108,15 +108,6 @@ class EvaluatedModel:
                 "metrics": self.metadata.get("metrics") or {}}
 
 
-def _display_path(path: Path) -> str:
-    """The path relative to the project when inside it (so a shipped result folder stays valid elsewhere)."""
-    resolved = path.resolve()
-    try:
-        return str(resolved.relative_to(_PROJECT))
-    except ValueError:
-        return str(resolved)
-
-
 def _name_of(path: Path) -> str:
     return path.parent.name if path.name == "model.safetensors" else path.stem
 
@@ -131,7 +122,7 @@ def _load(spec: ModelSpec, device: torch.device) -> EvaluatedModel:
     model, metadata = load_checkpoint(path, device=device)
     if device.type == "cpu":  # channels-last convolutions run 1.1-1.6x faster on a CPU (benchmarks/metrics.py)
         model = model.to(memory_format=torch.channels_last)
-    return EvaluatedModel(_name_of(path), model, metadata, _display_path(path), file_sha256(path))
+    return EvaluatedModel(_name_of(path), model, metadata, project_path(path), file_sha256(path))
 
 
 def _unique_names(models: list[EvaluatedModel]) -> None:

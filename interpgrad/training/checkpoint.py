@@ -38,11 +38,13 @@ from ..models import ModelConfig, build_model, unwrap_model
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "PROJECT",
     "LoadedCheckpoint",
     "atomic_write_bytes",
     "checkpoint_path",
     "class_names_of",
     "file_sha256",
+    "project_path",
     "input_normalisation",
     "load_checkpoint",
     "read_checkpoint_metadata",
@@ -73,6 +75,19 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def project_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a result folder records it: relative to the project when inside it (so that the project's shipped
+    evaluations and GAD runs stay valid wherever it is checked out), else absolute."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(PROJECT))
+    except ValueError:
+        return str(resolved)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
