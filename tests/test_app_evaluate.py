@@ -26,6 +26,10 @@ VERDICTS = {"better", "worse", "no clear difference"}
 
 @pytest.fixture(autouse=True)
 def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    return isolated_folders(tmp_path, monkeypatch)
+
+
+def isolated_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """The shipped models (linked into a checkpoints folder of its own, so that no shipped evaluation is seen unless a
     test puts one there); runs, uploads and evaluations in temporary folders."""
     checkpoints = tmp_path / "checkpoints"

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from interpgrad.metrics import load_evaluation
 from test_app import ROOT, TIMEOUT
+from test_app_evaluate import isolated_folders
 
 PAGE = str(ROOT / "pages" / "1_Models.py")
 SHIPPED_MODELS = ("shapes-resnet18-baseline", "shapes-resnet18-guided")
@@ -23,20 +24,9 @@ BASELINE, GUIDED = SHIPPED_MODELS
 
 @pytest.fixture(autouse=True)
 def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """The shipped models in a checkpoints folder of their own (no shipped evaluation unless a test links it); runs,
-    uploads and evaluations in temporary folders."""
-    checkpoints = tmp_path / "checkpoints"
-    checkpoints.mkdir()
-    for name in SHIPPED_MODELS:
-        (checkpoints / name).symlink_to(ROOT / "checkpoints" / name, target_is_directory=True)
-    found = {"checkpoints": checkpoints, "run": tmp_path / "runs", "upload": tmp_path / "uploads",
-             "evaluation": tmp_path / "evaluations"}
-    monkeypatch.setenv("INTERPGRAD_CHECKPOINTS", str(checkpoints))
-    monkeypatch.setenv("INTERPGRAD_RUNS", str(found["run"]))
-    monkeypatch.setenv("INTERPGRAD_UPLOADS", str(found["upload"]))
-    monkeypatch.setenv("INTERPGRAD_EVALUATIONS", str(found["evaluation"]))
-    monkeypatch.chdir(ROOT)
-    return found
+    """The Evaluate page tests' folders: the shipped models alone in a checkpoints folder (no shipped evaluation
+    unless a test links it); runs, uploads and evaluations in temporary folders."""
+    return isolated_folders(tmp_path, monkeypatch)
 
 
 def _ship_evaluation(folders: dict[str, Path]) -> None:
