@@ -35,6 +35,7 @@ __all__ = [
     "REGULARIZERS",
     "AntiScoreMatching",
     "GradientNorm",
+    "GradientPattern",
     "GuidedAlignment",
     "LossParts",
     "NoRegularizer",
@@ -479,13 +480,84 @@ class AntiScoreMatching(Regularizer):
         return LossParts(classification + self.lam * regularization, classification, regularization, extras=extras)
 
 
+class GradientPattern(Regularizer):
+    """Gradients are arbitrary (Srinivas & Fleuret 2021, section 3), shown by fine-tuning: the target logit's input
+    gradient is trained to show a chosen pattern P while the cross-entropy keeps the classifier:
+
+        L = L_C + lam * mean_i || d f_y(x_i) / dx_i - scale * P ||^2
+
+    P = ``interpgrad.lab.patterns.make_pattern(pattern)`` at the input's size (``text:HI``, ``shape:star``,
+    ``smooth:3``, ``image:PATH``), zero mean and unit L2 norm, so ``scale`` is the gradient norm asked for. The
+    gradient is taken with respect to the model's input: pixels for a model trained on [0, 1] (``--normalize false``,
+    the Srinivas & Fleuret models), the normalised input otherwise. ``batchnorm``: how training-mode batch norm enters
+    the gradient pass, as for ``guided`` (default ``running``: the eval-mode gradients that explanations show, one row
+    per image). ``extras["pattern_cosine"]``: the batch mean of cos(d f_y/dx, P).
+    """
+
+    name = "gradient_pattern"
+    description = "Fine-tune the logit gradient to show a chosen pattern (gradients are arbitrary)."
+    params = (
+        _lam(1.0, "weight of ||grad_x f_y - scale P||^2"),
+        Param("pattern", str, "text:HI", "the pattern P: text:WORDS, shape:NAME (a shapes class), smooth:SEED or "
+              "image:PATH"),
+        Param("scale", float, 1.0, "the L2 norm of the target gradient scale * P (P has unit norm)", low=1e-6,
+              high=1e6, log=True),
+        Param("batchnorm", str, "running", "how training-mode batch norm enters the gradient pass: running (as at "
+              "inference, default), per_sample (batch statistics held constant), batch (rows mix)",
+              choices=BATCHNORM_MODES),
+    )
+
+    def __init__(self, **params: object) -> None:
+        super().__init__(**params)
+        from .lab.patterns import make_pattern
+
+        make_pattern(self.pattern, 16)  # refuse a bad pattern before training starts
+        self._patterns: dict[tuple, torch.Tensor] = {}
+
+    def target(self, like: torch.Tensor) -> torch.Tensor:
+        """scale * P shaped ``[1, C, H, W]`` like the gradient ``like`` ``[B, C, H, W]``."""
+        key = (tuple(like.shape[1:]), like.device, like.dtype)
+        if key not in self._patterns:
+            from .lab.patterns import make_pattern
+
+            channels, height, width = like.shape[1:]
+            pattern = make_pattern(self.pattern, max(height, width), channels)
+            if height != width:
+                pattern = F.interpolate(pattern.unsqueeze(0), size=(height, width), mode="bilinear")[0]
+                pattern = pattern / pattern.norm()
+            self._patterns[key] = (self.scale * pattern).unsqueeze(0).to(like.device, like.dtype)
+        return self._patterns[key]
+
+    def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, measure_alignment: bool = False) -> Forward:
+        """As ``guided``'s: with ``batchnorm`` other than ``batch`` and batch norms in training mode, the gradient pass
+        holds the batch statistics constant (``per_sample``) or uses the running ones (``running``)."""
+        if self.batchnorm == "batch" or not _has_training_batch_norm(model):
+            return super().forward(model, x, y, measure_alignment)
+        if self.batchnorm == "per_sample":
+            return run_forward(model, x, y, self.cheap_double_backward, batchnorm="per_sample")
+        training = run_forward(model, x, y, hooks=False, input_gradients=False)
+        training.gradient_pass = run_forward(unwrap_model(model), x, y, self.cheap_double_backward, batchnorm="running")
+        return training
+
+    def loss(self, model: nn.Module, forward: Forward, y: torch.Tensor) -> LossParts:
+        _, gradient = (forward.gradient_pass or forward).logit_gradient(y)
+        target = self.target(gradient)
+        classification = forward.losses.mean()
+        regularization = (gradient - target).flatten(1).pow(2).sum(1).mean()
+        cosine = _cosine(gradient.detach(), target.expand_as(gradient)).mean()
+        return LossParts(classification + self.lam * regularization, classification, regularization,
+                         extras={"pattern_cosine": cosine})
+
+
 REGULARIZERS: dict[str, type[Regularizer]] = {
-    cls.name: cls for cls in (NoRegularizer, GuidedAlignment, ScoreMatching, AntiScoreMatching, GradientNorm)
+    cls.name: cls for cls in (NoRegularizer, GuidedAlignment, ScoreMatching, AntiScoreMatching, GradientNorm,
+                              GradientPattern)
 }
 
 
 def build_regularizer(name: str, **params: object) -> Regularizer:
-    """The regularizer ``name`` (``none``, ``guided``, ``score_matching``, ``anti_score_matching``, ``gradient_norm``)."""
+    """The regularizer ``name`` (``none``, ``guided``, ``score_matching``, ``anti_score_matching``, ``gradient_norm``,
+    ``gradient_pattern``)."""
     if name not in REGULARIZERS:
         raise ConfigError(f"unknown regularizer {name!r}; choose one of {', '.join(REGULARIZERS)}")
     return REGULARIZERS[name](**params)
