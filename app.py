@@ -62,6 +62,8 @@ def home() -> None:
     links[3].page_link("pages/1_Models.py", label="Models: metadata, curves, uploads", icon=":material/inventory_2:")
     links[4].page_link("pages/5_GAD.py", label="GAD & regions: support models, fused maps, convex-hull RC and RS",
                        icon=":material/join_inner:")
+    links[5].page_link("pages/6_Gradient_lab.py", label="Gradient lab: why gradients look the way they do (for teaching)",
+                       icon=":material/school:")
     with st.expander("Regularizers and architectures"):
         st.dataframe([{"regularizer": name, "what it does": cls.description} for name, cls in REGULARIZERS.items()], hide_index=True)
         st.dataframe([{"architecture": a.name, "family": a.family, "CAM layer": a.target_layer, "description": a.description}
@@ -78,4 +80,5 @@ st.navigation([
     st.Page("pages/3_Train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/4_Evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("pages/5_GAD.py", title="GAD & regions", icon=":material/join_inner:"),
+    st.Page("pages/6_Gradient_lab.py", title="Gradient lab", icon=":material/school:"),
 ]).run()

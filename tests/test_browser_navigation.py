@@ -9,7 +9,7 @@ from test_browser import ARTIFACTS, app_url, browser, folders, page  # noqa: F40
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-NAVIGATION = ["Home", "Models", "Explore", "Train", "Evaluate", "GAD & regions"]
+NAVIGATION = ["Home", "Models", "Explore", "Train", "Evaluate", "GAD & regions", "Gradient lab"]
 
 
 def test_a_page_opened_by_its_url_first_is_inside_the_app_navigation(app_url: str, page) -> None:  # type: ignore[no-untyped-def]
