@@ -109,6 +109,25 @@ def test_training_curves_give_other_recorded_quantities_a_panel_of_their_own() -
                                                                       "run · validation"]
 
 
+def test_the_gradient_cosines_each_have_a_panel_that_says_which_one_it_is() -> None:
+    """The regularizer's view (training batch) and the explanations' view (eval mode; loss and logit) are measured
+    differently: each gets its own titled panel, and an old run's "alignment" keeps its own."""
+    history = [{"epoch": epoch, "train_loss": 1.0, "val_loss": 1.1, "train_alignment_batch": 0.3,
+                "val_alignment_eval": 0.1, "val_alignment_logit_eval": -0.1} for epoch in (1, 2)]
+    figure = training_curves({"run": history}).to_plotly_json()
+    titles = [annotation["text"] for annotation in figure["layout"]["annotations"]]
+    assert titles == ["loss", "cos(std, guided) of the loss · eval mode", "cos(std, guided) of the logit · eval mode",
+                      "cos(std, guided) as regularized · train batch"]
+    assert len(set(titles)) == len(titles)
+    by_panel: dict[str, list[str]] = {}
+    for trace in _data_traces(figure):
+        by_panel.setdefault(trace["xaxis"], []).append(trace["name"].split(" · ")[1])
+    assert [sorted(by_panel[axis]) for axis in ("x", "x2", "x3", "x4")] == [  # the batch's only in train
+        ["train", "validation"], ["validation"], ["validation"], ["train"]]
+    old = training_curves({"old": [{"epoch": 1, "train_alignment": 0.2, "val_alignment": 0.05}]}).to_plotly_json()
+    assert [annotation["text"] for annotation in old["layout"]["annotations"]] == ["cosine(standard, guided)"]
+
+
 def test_models_page_curves_read_as_the_legend_says() -> None:
     at = _opened("pages/1_Models.py")
     _check_curves_encoding(_figure(at), ["shapes-resnet18-baseline (shipped)", "shapes-resnet18-guided (shipped)"])

@@ -6,6 +6,13 @@ models together, compared pairwise against the fine-tuned control.
     python studies/regularizer/run.py               # the grid (resumable: finished runs are skipped)
     python studies/regularizer/run.py --quick       # a tiny smoke version into build/regularizer-study-quick
     python studies/regularizer/run.py --lams 1 --batchnorms batch,per_sample,running
+    python studies/regularizer/run.py --lams 1 --batchnorms per_sample --gradient-ofs loss --seeds 1,2
+    python studies/regularizer/run.py --scratch --lams 1 --batchnorms per_sample --gradient-ofs loss
+
+Every invocation adds its runs to the same run folder; the tables always cover every finished run found there (so
+invocations compose). Seed-0 models not yet evaluated are evaluated together with their group's control in a new
+evaluation folder (evaluation, evaluation-2, ...): paired comparisons are always against the control trained the same
+way (fine-tuned: `control`; from scratch: `scratch-control`).
 
 Run folders go to build/regularizer-study/ (ignored by git); the tables (CSV + markdown + small JSON) to
 studies/regularizer/results/.
@@ -29,6 +36,7 @@ METHODS = ["gradient", "guided_backprop", "gradcam", "random"]
 METRICS = ["energy_pointing_game", "insertion", "deletion", "sparseness"]
 DIRECTION = {"energy_pointing_game": "↑", "insertion": "↑", "deletion": "↓", "sparseness": "↑"}
 CONTROL = "control"
+SCRATCH_PREFIX = "scratch-"
 START_NAME = "shapes-resnet18-baseline"  # the starting checkpoint, named as the evaluation names it
 
 
@@ -38,17 +46,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lams", default="1,10", help="guided lambdas (comma-separated; default 1,10)")
     parser.add_argument("--batchnorms", default="batch,per_sample", help="guided batchnorm modes (default batch,per_sample)")
     parser.add_argument("--gradient-ofs", default="loss,logit", help="guided gradient_of values (default loss,logit)")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--n-train", type=int, default=2560)
+    parser.add_argument("--epochs", type=int, default=None, help="default 3 (fine-tune), 12 (--scratch)")
+    parser.add_argument("--n-train", type=int, default=None, help="default 2560 (fine-tune), 10000 (--scratch)")
     parser.add_argument("--n-eval", type=int, default=200, help="validation images of the evaluation (default 200)")
     parser.add_argument("--alignment-samples", type=int, default=512)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="seeds (comma-separated; default 0); a seed other than 0 is "
+                        "added to the run's name (-seed1), and the control is trained with every seed")
+    parser.add_argument("--scratch", action="store_true",
+                        help="train from scratch with the shapes-cpu preset (its schedule; --epochs/--n-train apply) "
+                        "instead of fine-tuning the starter baseline; names start with scratch-")
     parser.add_argument("--parallel", type=int, default=2, help="training processes at a time (each --threads 1)")
     parser.add_argument("--runs", default=None, help="folder of the run folders (default build/regularizer-study)")
     parser.add_argument("--results", default=None, help="folder of the tables (default studies/regularizer/results)")
     parser.add_argument("--skip-train", action="store_true", help="only measure the runs that are finished")
     parser.add_argument("--skip-eval", action="store_true", help="no evaluation run (tables without its metrics)")
     args = parser.parse_args(argv)
+    args.epochs = args.epochs or (12 if args.scratch else 3)
+    args.n_train = args.n_train or (10000 if args.scratch else 2560)
     if args.quick:
         args.lams, args.batchnorms, args.gradient_ofs = "1", "per_sample", "logit"
         args.epochs, args.n_train, args.n_eval, args.alignment_samples = 1, 128, 16, 64
@@ -60,24 +74,59 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def grid(args: argparse.Namespace) -> list[dict]:
-    """The configurations: the control first, then guided batchnorm x gradient_of x lambda."""
-    configs = [{"name": CONTROL, "regularizer": "none", "batchnorm": "", "gradient_of": "", "lam": 0.0}]
-    for batchnorm in args.batchnorms.split(","):
-        for gradient_of in args.gradient_ofs.split(","):
-            for lam in (float(value) for value in args.lams.split(",")):
-                configs.append({"name": f"guided-{batchnorm}-{gradient_of}-lam{lam:g}", "regularizer": "guided",
-                                "batchnorm": batchnorm, "gradient_of": gradient_of, "lam": lam})
+    """The configurations: per seed the control first, then guided batchnorm x gradient_of x lambda."""
+    prefix = SCRATCH_PREFIX if args.scratch else ""
+    configs = []
+    for seed in (int(value) for value in args.seeds.split(",")):
+        suffix = f"-seed{seed}" if seed else ""
+        configs.append({"name": f"{prefix}{CONTROL}{suffix}", "regularizer": "none", "batchnorm": "",
+                        "gradient_of": "", "lam": 0.0, "seed": seed, "scratch": args.scratch})
+        for batchnorm in args.batchnorms.split(","):
+            for gradient_of in args.gradient_ofs.split(","):
+                for lam in (float(value) for value in args.lams.split(",")):
+                    configs.append({"name": f"{prefix}guided-{batchnorm}-{gradient_of}-lam{lam:g}{suffix}",
+                                    "regularizer": "guided", "batchnorm": batchnorm, "gradient_of": gradient_of,
+                                    "lam": lam, "seed": seed, "scratch": args.scratch})
     return configs
+
+
+def discover(args: argparse.Namespace) -> list[dict]:
+    """Every run folder under args.runs (from any invocation), as configurations read back from its config.json;
+    fine-tuned runs first, then scratch runs, each group's controls first, then by name."""
+    configs = []
+    for folder in sorted(args.runs.iterdir()) if args.runs.exists() else []:
+        if not (folder / "config.json").is_file() or folder.name.startswith("evaluation"):
+            continue
+        saved = json.loads((folder / "config.json").read_text())
+        params = saved.get("regularizer_params") or {}
+        guided = saved["regularizer"] == "guided"
+        configs.append({"name": folder.name, "regularizer": saved["regularizer"],
+                        "batchnorm": params.get("batchnorm", "") if guided else "",
+                        "gradient_of": params.get("gradient_of", "") if guided else "",
+                        "lam": float(params.get("lam", 0.0)) if guided else 0.0, "seed": int(saved["seed"]),
+                        "scratch": not saved.get("init")})
+    return sorted(configs, key=lambda c: (c["scratch"], c["regularizer"] != "none", base_name(c["name"]), c["seed"]))
+
+
+def base_name(name: str) -> str:
+    """The configuration's name without its seed suffix."""
+    return name.rsplit("-seed", 1)[0] if "-seed" in name else name
+
+
+def control_of(config: dict) -> str:
+    return SCRATCH_PREFIX + CONTROL if config["scratch"] else CONTROL
 
 
 def train_command(config: dict, args: argparse.Namespace, out: Path, resume: bool) -> list[str]:
     command = [sys.executable, "-m", "interpgrad", "train", "--out", str(out), "--no-progress", "--threads", "1"]
     if resume:
         return command + ["--resume"]
-    command += ["--preset", "shapes-cpu", "--init", str(START), "--optimizer", "adam", "--lr", "1e-4",
-                "--schedule", "constant", "--warmup-epochs", "0", "--epochs", str(args.epochs),
-                "--n-train", str(args.n_train), "--alignment-samples", str(args.alignment_samples),
-                "--seed", str(args.seed), "--device", "cpu", "--regularizer", config["regularizer"]]
+    command += ["--preset", "shapes-cpu", "--epochs", str(args.epochs), "--n-train", str(args.n_train),
+                "--alignment-samples", str(args.alignment_samples), "--seed", str(config["seed"]), "--device", "cpu",
+                "--regularizer", config["regularizer"]]
+    if not config["scratch"]:  # fine-tune the starter baseline (the preset's SGD schedule replaced by Adam 1e-4)
+        command += ["--init", str(START), "--optimizer", "adam", "--lr", "1e-4", "--schedule", "constant",
+                    "--warmup-epochs", "0"]
     if config["regularizer"] == "guided":
         command += ["--error", "cosine", "--lam", f"{config['lam']:g}", "--batchnorm", config["batchnorm"],
                     "--gradient-of", config["gradient_of"]]
@@ -156,33 +205,61 @@ def start_metrics(args: argparse.Namespace) -> dict:
     return result
 
 
-def run_evaluation(names: list[str], args: argparse.Namespace) -> tuple[Path, float | None]:
-    # resumed while unfinished; after extending the grid (e.g. --lams 1,10) remove this folder (and its timing file)
-    # so that all models are evaluated together again (a resume with other models is refused)
-    out = args.runs / "evaluation"
-    timing_file = args.runs / "evaluation.timing.json"
-    if state(out) == "finished":
-        print("[skip] evaluation: finished", flush=True)
-    else:
-        command = [sys.executable, "-m", "interpgrad", "evaluate", "--no-progress", "--device", "cpu",
-                   "--methods", ",".join(METHODS), "--metrics", ",".join(METRICS), "--dataset", "shapes",
-                   "--n", str(args.n_eval), "--out", str(out), "--seed", "0"]
-        for name in names:
-            command += ["--checkpoint", str(START if name == START_NAME else args.runs / name)]
-        if args.quick:
-            command += ["--resamples", "200"]
-        if out.exists():
-            command = [sys.executable, "-m", "interpgrad", "evaluate", "--no-progress", "--out", str(out), "--resume"]
-        print(f"[evaluate] {' '.join(command[1:])}", flush=True)
-        started = time.monotonic()
-        code = subprocess.call(command, cwd=ROOT)
-        wall = time.monotonic() - started
-        previous = json.loads(timing_file.read_text()) if timing_file.exists() else {"wall_s": 0.0, "parts": 0}
-        timing_file.write_text(json.dumps({"wall_s": previous["wall_s"] + wall, "parts": previous["parts"] + 1,
-                                           "command": command[1:]}))
-        print(f"[done] evaluation: exit {code} in {wall:.0f} s", flush=True)
-    wall = json.loads(timing_file.read_text())["wall_s"] if timing_file.exists() else None
-    return out, wall
+def evaluation_folders(args: argparse.Namespace) -> list[Path]:
+    """evaluation, evaluation-2, ... in the order they were made."""
+    folders = [path for path in args.runs.glob("evaluation*") if path.is_dir()]
+    return sorted(folders, key=lambda path: int(path.name.split("-")[1]) if "-" in path.name else 1)
+
+
+def evaluated_names(folder: Path) -> list[str]:
+    """The models of an evaluation folder, as it names them (the checkpoint folders' names)."""
+    try:
+        return [Path(path).name for path in json.loads((folder / "config.json").read_text())["checkpoints"]]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def evaluate_folder(out: Path, names: list[str], args: argparse.Namespace) -> None:
+    """Evaluate ``names`` together in ``out`` (the first is the control every model is compared with); resume an
+    unfinished one."""
+    timing_file = out.with_name(f"{out.name}.timing.json")
+    command = [sys.executable, "-m", "interpgrad", "evaluate", "--no-progress", "--device", "cpu",
+               "--methods", ",".join(METHODS), "--metrics", ",".join(METRICS), "--dataset", "shapes",
+               "--n", str(args.n_eval), "--out", str(out), "--seed", "0"]
+    for name in names:
+        command += ["--checkpoint", str(START if name == START_NAME else args.runs / name)]
+    if args.quick:
+        command += ["--resamples", "200"]
+    if out.exists():
+        command = [sys.executable, "-m", "interpgrad", "evaluate", "--no-progress", "--out", str(out), "--resume"]
+    print(f"[evaluate] {' '.join(command[1:])}", flush=True)
+    started = time.monotonic()
+    code = subprocess.call(command, cwd=ROOT)
+    wall = time.monotonic() - started
+    previous = json.loads(timing_file.read_text()) if timing_file.exists() else {"wall_s": 0.0, "parts": 0}
+    timing_file.write_text(json.dumps({"wall_s": previous["wall_s"] + wall, "parts": previous["parts"] + 1,
+                                       "command": command[1:]}))
+    print(f"[done] {out.name}: exit {code} in {wall:.0f} s", flush=True)
+
+
+def run_evaluations(configs: list[dict], args: argparse.Namespace) -> None:
+    """Finish unfinished evaluation folders, then evaluate the finished seed-0 models no folder holds yet, per group
+    (fine-tuned, scratch) in a new folder with the group's control first (and the starting checkpoint, once)."""
+    for folder in evaluation_folders(args):
+        if state(folder) != "finished":
+            evaluate_folder(folder, evaluated_names(folder), args)
+    for scratch in (False, True):
+        control = SCRATCH_PREFIX + CONTROL if scratch else CONTROL
+        done = {name for folder in evaluation_folders(args) for name in evaluated_names(folder)}
+        ready = [c["name"] for c in configs if c["scratch"] == scratch and c["seed"] == 0
+                 and state(args.runs / c["name"]) == "finished"]
+        new = [name for name in ready if name not in done and name != control]
+        if not scratch and START_NAME not in done:
+            new.insert(0, START_NAME)
+        if control not in ready or not new:
+            continue
+        count = len(evaluation_folders(args))
+        evaluate_folder(args.runs / ("evaluation" if count == 0 else f"evaluation-{count + 1}"), [control] + new, args)
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -203,97 +280,171 @@ def fmt(value, digits=3) -> str:
     return "" if value is None or value == "" else f"{float(value):.{digits}f}"
 
 
-def collect(configs: list[dict], args: argparse.Namespace, evaluation: Path | None, eval_wall: float | None) -> None:
-    args.results.mkdir(parents=True, exist_ok=True)
-    start = start_metrics(args)
-    rows = [{"model": START_NAME, "regularizer": "(starting checkpoint)", "batchnorm": "", "gradient_of": "",
-             "lam": "", "finished": True, "val_accuracy": start["val_accuracy"],
-             "accuracy_cost_vs_control_points": None, "val_cosine_loss_eval": start["val_alignment_eval"],
-             "val_cosine_logit_eval": start["val_alignment_logit_eval"], "train_wall_s": None, "epoch_time_s_sum": None}]
-    for config in configs:
-        folder = args.runs / config["name"]
-        row = {"model": config["name"], "regularizer": config["regularizer"], "batchnorm": config["batchnorm"],
-               "gradient_of": config["gradient_of"], "lam": config["lam"] if config["regularizer"] != "none" else "",
-               "finished": state(folder) == "finished"}
-        metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()] \
-            if (folder / "metrics.jsonl").exists() else []
-        last = metrics[-1] if metrics and row["finished"] else {}
-        timing_file = args.runs / f"{config['name']}.timing.json"
-        row.update({"val_accuracy": last.get("val_accuracy"), "accuracy_cost_vs_control_points": None,
-                    "val_cosine_loss_eval": last.get("val_alignment_eval"),
-                    "val_cosine_logit_eval": last.get("val_alignment_logit_eval"),
-                    "train_wall_s": json.loads(timing_file.read_text())["wall_s"] if timing_file.exists() else None,
-                    "epoch_time_s_sum": sum(m.get("epoch_time_s", 0.0) for m in metrics) if last else None})
-        rows.append(row)
-    control = next(row for row in rows if row["model"] == CONTROL)
-    for row in rows:
-        if row["val_accuracy"] is not None and control["val_accuracy"] is not None:
-            row["accuracy_cost_vs_control_points"] = 100 * (control["val_accuracy"] - row["val_accuracy"])
-    write_csv(args.results / "configs.csv", rows)
+def run_row(config: dict, args: argparse.Namespace) -> dict:
+    folder = args.runs / config["name"]
+    row = {"model": config["name"], "configuration": base_name(config["name"]), "seed": config["seed"],
+           "training": "scratch" if config["scratch"] else "fine-tune", "regularizer": config["regularizer"],
+           "batchnorm": config["batchnorm"], "gradient_of": config["gradient_of"],
+           "lam": config["lam"] if config["regularizer"] != "none" else "", "finished": state(folder) == "finished"}
+    metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()] \
+        if (folder / "metrics.jsonl").exists() else []
+    last = metrics[-1] if metrics and row["finished"] else {}
+    timing_file = args.runs / f"{config['name']}.timing.json"
+    row.update({"val_accuracy": last.get("val_accuracy"), "accuracy_cost_vs_control_points": None,
+                "val_cosine_loss_eval": last.get("val_alignment_eval"),
+                "val_cosine_logit_eval": last.get("val_alignment_logit_eval"),
+                "train_wall_s": json.loads(timing_file.read_text())["wall_s"] if timing_file.exists() else None,
+                "epoch_time_s_sum": sum(m.get("epoch_time_s", 0.0) for m in metrics) if last else None})
+    return row
 
-    # the evaluation: means with CIs, and the paired comparison of every model against the control
-    metric_rows = []
-    if evaluation is not None and (evaluation / "summary.csv").exists():
-        summary = {(r["model"], r["method"], r["metric"]): r for r in read_csv(evaluation / "summary.csv")}
+
+def mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """One row per configuration: the mean over its finished seeds and the range (min, max)."""
+    grouped: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["val_accuracy"] is not None and row["regularizer"] != "(starting checkpoint)":
+            grouped.setdefault(row["configuration"], []).append(row)
+    out = []
+    for name, group in grouped.items():
+        first = group[0]
+        entry = {key: first[key] for key in ("configuration", "training", "regularizer", "batchnorm", "gradient_of",
+                                             "lam")}
+        entry["seeds"] = ",".join(str(row["seed"]) for row in group)
+        for key in ("val_accuracy", "accuracy_cost_vs_control_points", "val_cosine_loss_eval",
+                    "val_cosine_logit_eval"):
+            values = [float(row[key]) for row in group if row[key] is not None]
+            entry[key] = mean(values)
+            entry[f"{key}_min"] = min(values) if values else None
+            entry[f"{key}_max"] = max(values) if values else None
+        out.append(entry)
+    return out
+
+
+def collect(args: argparse.Namespace) -> None:
+    args.results.mkdir(parents=True, exist_ok=True)
+    configs = discover(args)
+    start = start_metrics(args)
+    rows = [{"model": START_NAME, "configuration": START_NAME, "seed": 0, "training": "",
+             "regularizer": "(starting checkpoint)", "batchnorm": "", "gradient_of": "", "lam": "", "finished": True,
+             "val_accuracy": start["val_accuracy"], "accuracy_cost_vs_control_points": None,
+             "val_cosine_loss_eval": start["val_alignment_eval"],
+             "val_cosine_logit_eval": start["val_alignment_logit_eval"], "train_wall_s": None,
+             "epoch_time_s_sum": None}]
+    rows += [run_row(config, args) for config in configs]
+    by_name = {row["model"]: row for row in rows}
+    for config in configs:  # the accuracy cost against the control of the same group and seed
+        row = by_name[config["name"]]
+        control = by_name.get(control_of(config) + (f"-seed{config['seed']}" if config["seed"] else ""))
+        if control and row["val_accuracy"] is not None and control["val_accuracy"] is not None:
+            row["accuracy_cost_vs_control_points"] = 100 * (control["val_accuracy"] - row["val_accuracy"])
+    if CONTROL in by_name and by_name[CONTROL]["val_accuracy"] is not None:
+        rows[0]["accuracy_cost_vs_control_points"] = 100 * (by_name[CONTROL]["val_accuracy"] - rows[0]["val_accuracy"])
+    write_csv(args.results / "configs.csv", rows)
+    summary_rows = aggregate(rows)
+    write_csv(args.results / "configurations.csv", summary_rows)
+
+    # the evaluations: means with CIs, and each model's paired comparison against its group's control
+    metric_rows, walls, protocol = [], {}, {}
+    taken: set[str] = set()
+    for folder in evaluation_folders(args):
+        if state(folder) != "finished" or not (folder / "summary.csv").exists():
+            continue
+        names = evaluated_names(folder)
+        control = names[0]
+        summary = {(r["model"], r["method"], r["metric"]): r for r in read_csv(folder / "summary.csv")}
         comparisons = {}
-        for r in read_csv(evaluation / "comparisons.csv"):
-            if r["model_b"] == CONTROL:
+        for r in read_csv(folder / "comparisons.csv"):
+            if r["model_b"] == control:
                 comparisons[(r["model_a"], r["method"], r["metric"])] = r
-            elif r["model_a"] == CONTROL:  # the control listed after (e.g. the starting checkpoint): flip the sign
-                flipped = dict(r, model_a=r["model_b"], model_b=CONTROL, difference=-float(r["difference"]),
-                               ci_low=-float(r["ci_high"]), ci_high=-float(r["ci_low"]),
-                               verdict={"better": "worse", "worse": "better"}.get(r["verdict"], r["verdict"]))
-                comparisons[(r["model_b"], r["method"], r["metric"])] = flipped
-        for row in rows:
+            elif r["model_a"] == control:  # the control listed after: flip the sign
+                comparisons[(r["model_b"], r["method"], r["metric"])] = dict(
+                    r, model_a=r["model_b"], model_b=control, difference=-float(r["difference"]),
+                    ci_low=-float(r["ci_high"]), ci_high=-float(r["ci_low"]),
+                    verdict={"better": "worse", "worse": "better"}.get(r["verdict"], r["verdict"]))
+        for name in names:
+            if name in taken:
+                continue
+            taken.add(name)
             for method in METHODS:
                 for metric in METRICS:
-                    s = summary.get((row["model"], method, metric))
+                    s = summary.get((name, method, metric))
                     if s is None:
                         continue
-                    c = comparisons.get((row["model"], method, metric), {})
-                    metric_rows.append({"model": row["model"], "method": method, "metric": metric,
-                                        "direction": DIRECTION[metric], "mean": s["mean"], "ci_low": s["ci_low"],
-                                        "ci_high": s["ci_high"], "n": s["n"],
-                                        "difference_vs_control": c.get("difference", ""),
+                    c = comparisons.get((name, method, metric), {})
+                    metric_rows.append({"model": name, "control": control, "evaluation": folder.name,
+                                        "method": method, "metric": metric, "direction": DIRECTION[metric],
+                                        "mean": s["mean"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
+                                        "n": s["n"], "difference_vs_control": c.get("difference", ""),
                                         "diff_ci_low": c.get("ci_low", ""), "diff_ci_high": c.get("ci_high", ""),
                                         "p_value": c.get("p_value", ""), "verdict_vs_control": c.get("verdict", "")})
+        timing = folder.with_name(f"{folder.name}.timing.json")
+        walls[folder.name] = json.loads(timing.read_text())["wall_s"] if timing.exists() else None
+        info = json.loads((folder / "results.json").read_text()) if (folder / "results.json").exists() else {}
+        protocol[folder.name] = {key: info[key] for key in ("data", "target", "preset", "statistics", "models",
+                                                            "methods", "metrics", "batch_size", "device", "versions",
+                                                            "seconds", "seconds_per_model_method") if key in info}
+    if metric_rows:
         write_csv(args.results / "evaluation_vs_control.csv", metric_rows)
-        info = json.loads((evaluation / "results.json").read_text()) if (evaluation / "results.json").exists() else {}
-        (args.results / "evaluation_protocol.json").write_text(json.dumps(
-            {key: info[key] for key in ("data", "target", "preset", "statistics", "models", "methods", "metrics",
-                                        "batch_size", "device", "versions", "seconds", "seconds_per_model_method")
-             if key in info}, indent=1, default=str))
+        (args.results / "evaluation_protocol.json").write_text(json.dumps(protocol, indent=1, default=str))
 
-    # markdown
-    lines = ["## Configurations (one seed, 0)", "",
-             "| model | regularizer | batchnorm | gradient_of | lambda | val accuracy % | cost vs control (points) "
-             "| val cosine loss-grad (eval) | val cosine logit-grad (eval) | training wall (s) |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    for row in rows:
-        lines.append(f"| `{row['model']}` | {row['regularizer']} | {row['batchnorm']} | {row['gradient_of']} | "
-                     f"{'' if row['lam'] == '' else format(float(row['lam']), 'g')} | "
+    def span(entry: dict, key: str, scale: float = 1.0, digits: int = 3) -> str:
+        value = entry[key]
+        if value is None:
+            return ""
+        text = fmt(scale * value, digits)
+        if "," in entry["seeds"]:
+            text += f" ({fmt(scale * entry[key + '_min'], digits)} to {fmt(scale * entry[key + '_max'], digits)})"
+        return text
+
+    lines = ["## Configurations (mean over seeds; range in brackets when there are several)", "",
+             "| configuration | training | batchnorm | gradient_of | lambda | seeds | val accuracy % "
+             "| cost vs control (points) | val cosine loss-grad (eval) | val cosine logit-grad (eval) |",
+             "|---|---|---|---|---:|---|---:|---:|---:|---:|"]
+    start_entry = {"seeds": "0", **{key: rows[0][key] for key in ("val_accuracy", "accuracy_cost_vs_control_points",
+                                                                 "val_cosine_loss_eval", "val_cosine_logit_eval")}}
+    lines.append(f"| `{START_NAME}` (starting checkpoint) | scratch | | | | 0 | {span(start_entry, 'val_accuracy', 100, 2)} "
+                 f"| {span(start_entry, 'accuracy_cost_vs_control_points', 1, 2)} "
+                 f"| {span(start_entry, 'val_cosine_loss_eval')} | {span(start_entry, 'val_cosine_logit_eval')} |")
+    for entry in summary_rows:
+        lam = "" if entry["lam"] == "" else format(float(entry["lam"]), "g")
+        lines.append(f"| `{entry['configuration']}` | {entry['training']} | {entry['batchnorm']} | "
+                     f"{entry['gradient_of']} | {lam} | {entry['seeds']} | {span(entry, 'val_accuracy', 100, 2)} | "
+                     f"{span(entry, 'accuracy_cost_vs_control_points', 1, 2)} | "
+                     f"{span(entry, 'val_cosine_loss_eval')} | {span(entry, 'val_cosine_logit_eval')} |")
+    lines += ["", "## Every run", "", "| run | seed | val accuracy % | cost vs control (points) | "
+              "val cosine loss-grad (eval) | val cosine logit-grad (eval) | training wall (s) |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in rows[1:]:
+        lines.append(f"| `{row['model']}` | {row['seed']} | "
                      f"{fmt(None if row['val_accuracy'] is None else 100 * row['val_accuracy'], 2)} | "
                      f"{fmt(row['accuracy_cost_vs_control_points'], 2)} | {fmt(row['val_cosine_loss_eval'])} | "
                      f"{fmt(row['val_cosine_logit_eval'])} | {fmt(row['train_wall_s'], 0)} |")
     if metric_rows:
         mark = {"better": "**+**", "worse": "**−**", "no clear difference": "·"}
+        order = [row["model"] for row in rows if any(m["model"] == row["model"] for m in metric_rows)]
         for method in METHODS:
-            lines += ["", f"## `{method}`: mean [95 % CI] over {args.n_eval} images; verdict vs `control` "
+            lines += ["", f"## `{method}`: mean [95 % CI] over {args.n_eval} images; verdict vs the group's control "
                       "(+ better, − worse, · no clear difference)", "",
-                      "| model | " + " | ".join(f"{metric} {DIRECTION[metric]}" for metric in METRICS) + " |",
-                      "|---|" + "---|" * len(METRICS)]
-            for row in rows:
-                cells = []
+                      "| model | vs | " + " | ".join(f"{metric} {DIRECTION[metric]}" for metric in METRICS) + " |",
+                      "|---|---|" + "---|" * len(METRICS)]
+            for name in order:
+                cells, control = [], ""
                 for metric in METRICS:
-                    m = next((r for r in metric_rows if r["model"] == row["model"] and r["method"] == method
+                    m = next((r for r in metric_rows if r["model"] == name and r["method"] == method
                               and r["metric"] == metric), None)
                     if m is None:
                         cells.append("")
                         continue
+                    control = m["control"]
                     verdict = mark.get(m["verdict_vs_control"], "") if m["verdict_vs_control"] else "(control)"
                     cells.append(f"{fmt(m['mean'])} [{fmt(m['ci_low'])}, {fmt(m['ci_high'])}] {verdict}")
-                lines.append(f"| `{row['model']}` | " + " | ".join(cells) + " |")
-    lines += ["", f"Evaluation wall time: {fmt(eval_wall, 0)} s." if eval_wall else ""]
+                lines.append(f"| `{name}` | `{control}` | " + " | ".join(cells) + " |")
+        lines += ["", "Evaluation wall times: " + ", ".join(f"{name} {fmt(wall, 0)} s" for name, wall in walls.items())
+                  + "."]
     (args.results / "table.md").write_text("\n".join(lines).rstrip() + "\n")
     print(f"[results] {args.results}", flush=True)
 
@@ -301,17 +452,14 @@ def collect(configs: list[dict], args: argparse.Namespace, evaluation: Path | No
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.runs.mkdir(parents=True, exist_ok=True)
-    configs = grid(args)
     started = time.monotonic()
     if not args.skip_train:
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            list(pool.map(lambda config: train_one(config, args), configs))
+            list(pool.map(lambda config: train_one(config, args), grid(args)))
         print(f"[train] all in {time.monotonic() - started:.0f} s", flush=True)
-    finished = [c["name"] for c in configs if state(args.runs / c["name"]) == "finished"]
-    evaluation, eval_wall = None, None
-    if not args.skip_eval and CONTROL in finished:
-        evaluation, eval_wall = run_evaluation([CONTROL] + [START_NAME] + [n for n in finished if n != CONTROL], args)
-    collect(configs, args, evaluation, eval_wall)
+    if not args.skip_eval:
+        run_evaluations(discover(args), args)
+    collect(args)
     return 0
 
 
