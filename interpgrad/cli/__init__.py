@@ -26,6 +26,7 @@ COMMANDS = {
     "explain": "explain",
     "evaluate": "evaluate",
     "gad": "gad",
+    "lab": "lab",
 }
 
 

@@ -98,7 +98,7 @@ def fool_options(
 
         sample = evaluation_data(dataset, "val", 64, image_size, training.get("data_root"))
         x = normalize(to_float_images(torch.from_numpy(np.array(sample.images))), mean, std)
-        scale = mean_logit_gradient_norm(model, x, torch.from_numpy(np.asarray(sample.labels)))
+        scale = mean_logit_gradient_norm(model, x, torch.from_numpy(np.array(sample.labels)))
     return {
         "out": str(out), "init": str(weights), "arch": config.get("arch"), "width": config.get("width", 1.0),
         "activation": config.get("activation", "relu"), "softplus_beta": config.get("softplus_beta", 10.0),

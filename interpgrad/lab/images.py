@@ -35,5 +35,5 @@ def lab_images(dataset: str = "shapes", n: int = 200, split: str = "val", image_
     """The first ``n`` images of ``split`` of ``dataset`` (a DataError, one line, for a bad name, split or n)."""
     data = evaluation_data(dataset, split, n, image_size, root)
     images = to_float_images(torch.from_numpy(np.array(data.images)))
-    return LabImages(images, torch.from_numpy(np.asarray(data.labels, dtype=np.int64)), tuple(data.class_names),
+    return LabImages(images, torch.from_numpy(np.array(data.labels, dtype=np.int64)), tuple(data.class_names),
                      {"dataset": data.dataset, "split": data.split, "n": len(data), "image_size": data.image_size})

@@ -87,12 +87,13 @@ def class_samples(
     called with (steps done, steps in all) over all batches.
     """
     _check(steps, lr, wd, noise, per_class, batch_size)
-    device = next(model.parameters()).device
+    parameter = next(model.parameters())
+    device, dtype = parameter.device, parameter.dtype if parameter.is_floating_point() else torch.float32
     targets = torch.tensor([int(c) for c in classes for _ in range(per_class)], dtype=torch.long)
     replicates = torch.tensor([r for _ in classes for r in range(per_class)], dtype=torch.long)
     kept = _kept_steps(keep, steps)
     shape = (channels, image_size, image_size)
-    trajectory = torch.empty(len(kept), len(targets), *shape)
+    trajectory = torch.empty(len(kept), len(targets), *shape, dtype=dtype)
     logits = torch.empty(len(kept), len(targets), dtype=torch.float64)
     batches = range(0, len(targets), batch_size)
     done, total = 0, steps * len(batches)
@@ -103,7 +104,7 @@ def class_samples(
             last = min(first + batch_size, len(targets))
             generators = [generator_for(seed, int(targets[i]), int(replicates[i])) for i in range(first, last)]
             y = targets[first:last].to(device)
-            x = (START_MEAN + START_STD * normal_like(shape, generators, device)).clamp(0.0, 1.0)
+            x = (START_MEAN + START_STD * normal_like(shape, generators, device, dtype)).clamp(0.0, 1.0)
             for step in range(steps + 1):
                 x = x.detach().requires_grad_(True)
                 with torch.enable_grad():
@@ -117,7 +118,7 @@ def class_samples(
                     break
                 update = lr * (gradient - wd * (x.detach() - 0.5))
                 if noise > 0:
-                    update = update + math.sqrt(2.0 * lr) * noise * normal_like(shape, generators, device)
+                    update = update + math.sqrt(2.0 * lr) * noise * normal_like(shape, generators, device, dtype)
                 x = (x.detach() + update).clamp(0.0, 1.0)
                 done += 1
                 if progress is not None:
