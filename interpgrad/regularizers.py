@@ -484,10 +484,12 @@ class GradientPattern(Regularizer):
     """Gradients are arbitrary (Srinivas & Fleuret 2021, section 3), shown by fine-tuning: the target logit's input
     gradient is trained to show a chosen pattern P while the cross-entropy keeps the classifier:
 
-        L = L_C + lam * mean_i || d f_y(x_i) / dx_i - scale * P ||^2
+        L = L_C + lam * mean_i || d f_y(x_i) / dx_i - scale * P ||^2 / scale^2
 
     P = ``interpgrad.lab.patterns.make_pattern(pattern)`` at the input's size (``text:HI``, ``shape:star``,
-    ``smooth:3``, ``image:PATH``), zero mean and unit L2 norm, so ``scale`` is the gradient norm asked for. The
+    ``smooth:3``, ``image:PATH``), zero mean and unit L2 norm, so ``scale`` is the gradient norm asked for. The error
+    is relative (divided by scale^2, i.e. lam / scale^2 in the plain formula), so lam weighs it against L_C whatever
+    the scale: a gradient orthogonal to P and as large as asked costs 2, the pattern itself 0. The
     gradient is taken with respect to the model's input: pixels for a model trained on [0, 1] (``--normalize false``,
     the Srinivas & Fleuret models), the normalised input otherwise. ``batchnorm``: how training-mode batch norm enters
     the gradient pass, as for ``guided`` (default ``running``: the eval-mode gradients that explanations show, one row
@@ -497,7 +499,7 @@ class GradientPattern(Regularizer):
     name = "gradient_pattern"
     description = "Fine-tune the logit gradient to show a chosen pattern (gradients are arbitrary)."
     params = (
-        _lam(1.0, "weight of ||grad_x f_y - scale P||^2"),
+        _lam(1.0, "weight of the relative error ||grad_x f_y - scale P||^2 / scale^2"),
         Param("pattern", str, "text:HI", "the pattern P: text:WORDS, shape:NAME (a shapes class), smooth:SEED or "
               "image:PATH"),
         Param("scale", float, 1.0, "the L2 norm of the target gradient scale * P (P has unit norm)", low=1e-6,
@@ -543,7 +545,7 @@ class GradientPattern(Regularizer):
         _, gradient = (forward.gradient_pass or forward).logit_gradient(y)
         target = self.target(gradient)
         classification = forward.losses.mean()
-        regularization = (gradient - target).flatten(1).pow(2).sum(1).mean()
+        regularization = (gradient - target).flatten(1).pow(2).sum(1).mean() / self.scale**2
         cosine = _cosine(gradient.detach(), target.expand_as(gradient)).mean()
         return LossParts(classification + self.lam * regularization, classification, regularization,
                          extras={"pattern_cosine": cosine})

@@ -59,9 +59,9 @@ def cached_class_samples(
 
     entry, _ = cached(_folder(cache_dir, model), "samples", [model.sha256], params, compute)
     arrays = entry.arrays
-    return ClassSamples(torch.from_numpy(arrays["samples"]), torch.as_tensor(entry.table["class"].to_numpy()),
+    return ClassSamples(torch.tensor(arrays["samples"]), torch.as_tensor(entry.table["class"].to_numpy()),
                         torch.as_tensor(entry.table["replicate"].to_numpy()), tuple(int(s) for s in arrays["steps"]),
-                        torch.from_numpy(arrays["trajectory"]).float() / 255, torch.from_numpy(arrays["target_logits"]),
+                        torch.tensor(arrays["trajectory"]).float() / 255, torch.tensor(arrays["target_logits"]),
                         dict(entry.info.get("settings", {})))
 
 
@@ -89,7 +89,7 @@ def cached_gan_test(
                           {"accuracy": result.accuracy.to_dict()})
 
     entry, _ = cached(_folder(cache_dir, generator), "gan-test", [generator.sha256, judge.sha256], params, compute)
-    return GanTest(Summary(**entry.info["accuracy"]), entry.table, torch.from_numpy(entry.arrays["predictions"]))
+    return GanTest(Summary(**entry.info["accuracy"]), entry.table, torch.tensor(entry.arrays["predictions"]))
 
 
 def cached_density_profile(

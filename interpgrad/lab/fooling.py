@@ -1,7 +1,7 @@
 """Fooled gradients: fine-tune a checkpoint so that its logit gradients show a chosen pattern while its accuracy
 stays (Srinivas & Fleuret 2021's point that logit gradients need not reflect anything the classifier uses)::
 
-    L = L_C + lam * mean_i || grad_x f_y(x_i) - scale * P ||^2
+    L = L_C + lam * mean_i || grad_x f_y(x_i) - scale * P ||^2 / scale^2   (P: unit norm; the error is relative)
 
 The training is the ``gradient_pattern`` regularizer of the ordinary trainer (double backpropagation; the gradient
 pass uses batch norm's running statistics, so every image's gradient is its own and is the eval-mode gradient the
