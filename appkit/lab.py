@@ -124,6 +124,10 @@ def activation(entry: ModelEntry) -> str:
     return str(entry.section("model").get("activation") or "relu")
 
 
+def input_size(entry: ModelEntry) -> Any:
+    return entry.section("model").get("image_size") or entry.section("data").get("image_size")
+
+
 def softplus_entries(entries: Sequence[ModelEntry]) -> list[ModelEntry]:
     """The usable models with Softplus activations (the Srinivas & Fleuret setting), shipped ones first."""
     found = [entry for entry in entries if entry.usable and activation(entry) == "softplus"]
@@ -141,12 +145,14 @@ DEFAULT_JUDGE = "shapes-mobilenetv2-baseline"
 
 
 def judge_entries(entries: Sequence[ModelEntry], generators: Sequence[ModelEntry]) -> list[ModelEntry]:
-    """Candidate GAN-test judges: usable non-Softplus models with the generators' classes, another architecture than
-    theirs first, the shipped ``shapes-mobilenetv2-baseline`` at the top when present."""
-    classes = {tuple(entry.class_names) for entry in generators}
+    """Candidate GAN-test judges: usable non-Softplus models with the generators' classes and input size, another
+    architecture than theirs first, the shipped ``shapes-mobilenetv2-baseline`` at the top when present; models
+    fine-tuned to fool their gradients are left out."""
+    kinds = {(tuple(entry.class_names), input_size(entry)) for entry in generators}
     archs = {entry.arch for entry in generators}
     found = [entry for entry in entries if entry.usable and activation(entry) != "softplus"
-             and (not classes or tuple(entry.class_names) in classes)]
+             and entry.regularizer not in FOOLED_REGULARIZERS
+             and (not kinds or (tuple(entry.class_names), input_size(entry)) in kinds)]
     return sorted(found, key=lambda entry: (not (entry.name == DEFAULT_JUDGE and entry.source == "shipped"),
                                             entry.arch in archs, entry.source != "shipped", entry.name))
 
@@ -186,7 +192,7 @@ def heat_table(rows: dict[str, Sequence[float]], columns: Sequence[str], digits:
     return styler
 
 
-def signed_map_image(gradient: torch.Tensor, size: int = 160) -> tuple[np.ndarray, float]:
+def signed_map_image(gradient: torch.Tensor, size: int = 192) -> tuple[np.ndarray, float]:
     """A gradient ``[C, H, W]`` as a picture: the sum over the channels, on a diverging scale (red positive, blue
     negative, white 0) divided by its largest |value|; returns (RGB uint8, that value)."""
     from interpgrad.viz import colorize, enlarge
@@ -197,7 +203,7 @@ def signed_map_image(gradient: torch.Tensor, size: int = 160) -> tuple[np.ndarra
     return enlarge(colorize(normalised, "RdBu_r", signed=True), size), limit
 
 
-def pixel_image(x: torch.Tensor, size: int = 160) -> np.ndarray:
+def pixel_image(x: torch.Tensor, size: int = 192) -> np.ndarray:
     """An image ``[C, H, W]`` in [0, 1] as RGB uint8, enlarged (nearest neighbour) to about ``size`` px."""
     from interpgrad.viz import enlarge
 
@@ -230,6 +236,7 @@ def lab_model(entry: ModelEntry) -> Any:
 # --- Section 2: gradients are arbitrary -------------------------------------------------------------------------------
 
 PATTERN_LABELS = {"text": "text", "shape": "a shape", "image": "an uploaded image", "smooth": "a smooth random field"}
+PANEL = 192  # px: every picture of the page at one width (a long caption would otherwise widen its picture)
 SCALES = [0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]
 
 @dataclass(frozen=True)
@@ -293,3 +300,234 @@ def fooled_original(fooled: ModelEntry, entries: Sequence[ModelEntry]) -> ModelE
             if str(entry.path.resolve()) == path:
                 return entry
     return None
+
+
+# --- Sections 3 and 4: results from the lab's disk cache, computed on request ------------------------------------------
+
+# The settings the page measures with: the command line's defaults (``python -m interpgrad lab ...``), so that what
+# `--cache auto` computed for a checkpoint is what the page opens on.
+SAMPLING = {"per_class": 1, "steps": 500, "lr": 0.1, "wd": 0.01, "noise": 0.0, "seed": 0}
+KEEP = (0, 10, 25, 50, 100, 200, 300, 400, 500)
+RESAMPLES = 2000
+DATA = {"split": "val", "n": 200}
+DENSITY = {"noise_samples": 4, "seed": 0, "clamp": False}
+PERTURBATION = {"points": 25, "constant": 0.5, "seed": 0}
+SECONDS_PER_STEP = 0.09  # one ascent step of 10 samples, ResNet-18 x0.25 at 32 px, 1 CPU thread (measured: 47 s / 500)
+
+
+class NotCached(Exception):
+    """Raised by the progress callback of a lookup: the result is not in the cache and would have to be computed."""
+
+
+def _refuse(done: int, total: int) -> None:
+    raise NotCached
+
+
+def from_cache(compute: Any, *args: Any, **kwargs: Any) -> Any:
+    """``compute(*args, **kwargs)`` (one of ``interpgrad.lab``'s ``cached_*`` functions) when its result is in the
+    disk cache, else None. A missing result stops at the computation's first progress report (one ascent step, one
+    noise level, one batch of images), so nothing is kept and little is spent; a cached GAN-test of cached samples is
+    only the judge's forward pass, which is done and kept."""
+    try:
+        return compute(*args, progress=_refuse, **kwargs)
+    except NotCached:
+        return None
+
+
+def lab_dir_stamp(entries: Sequence[ModelEntry]) -> tuple[float, ...]:
+    """The modification times of the models' ``lab/`` cache folders (0 where there is none): part of the page's
+    memo keys, so that results another process (the command line) added are seen."""
+    from interpgrad.lab import lab_cache_dir
+
+    stamps = []
+    for entry in entries:
+        folder = lab_cache_dir(entry.path)
+        stamps.append(folder.stat().st_mtime if folder.is_dir() else 0.0)
+    return tuple(stamps)
+
+
+def dataset_of(entry: ModelEntry) -> str:
+    """The dataset a model was trained on (its training section, else its data section), ``shapes`` by default."""
+    return str(entry.section("training").get("dataset") or entry.section("data").get("name") or "shapes")
+
+
+def train_commands() -> str:
+    """The commands that train the Softplus models of the lab on shapes (the Srinivas & Fleuret setting: Softplus(10),
+    inputs in [0, 1]) and a judge of another architecture."""
+    base = "python -m interpgrad train --preset shapes-cpu --activation softplus --normalize false"
+    return "\n".join([
+        f"{base} --regularizer none --out runs/shapes-resnet18-softplus-baseline",
+        f"{base} --regularizer score_matching --out runs/shapes-resnet18-score-matching",
+        f"{base} --regularizer anti_score_matching --out runs/shapes-resnet18-anti-score-matching",
+        f"{base} --regularizer gradient_norm --out runs/shapes-resnet18-gradient-norm",
+        "python -m interpgrad train --preset shapes-cpu --arch mobilenet_v2 --out runs/shapes-mobilenetv2-baseline",
+    ])
+
+
+def fool_command(entry: ModelEntry | None) -> str:
+    """The command that fine-tunes a model so that its logit gradients show a pattern."""
+    checkpoint = entry.path.parent if entry is not None and entry.path.name == "model.safetensors" else (
+        entry.path if entry is not None else "checkpoints/shapes-resnet18-baseline")
+    try:
+        from pathlib import Path
+
+        checkpoint = Path(checkpoint).resolve().relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return f"python -m interpgrad lab fool --checkpoint {checkpoint} --pattern text:HI --out runs/shapes-resnet18-fooled"
+
+
+def regularizer_label(name: str) -> str:
+    return {"none": "baseline (none)", "score_matching": "score matching", "anti_score_matching": "anti-score-matching",
+            "gradient_norm": "gradient norm"}.get(name, name.replace("_", " "))
+
+
+# --- Memos of the cached results (per checkpoint sha256, parameters and the cache folder's state) ----------------------
+
+def _cache_data(function):  # type: ignore[no-untyped-def]
+    import streamlit as st
+
+    return st.cache_data(max_entries=64, show_spinner=False)(function)
+
+
+@_cache_data
+def _memo_samples(_model: Any, sha256: str, stamp: float, classes: tuple[int, ...], settings: tuple) -> Any:
+    from interpgrad.lab import cached_class_samples
+
+    return from_cache(cached_class_samples, _model, list(classes), keep=KEEP, **dict(settings))
+
+
+@_cache_data
+def _memo_gan_test(_model: Any, _judge: Any, sha256: str, judge_sha256: str, stamp: float, classes: tuple[int, ...],
+                   settings: tuple) -> Any:
+    from interpgrad.lab import cached_gan_test
+
+    return from_cache(cached_gan_test, _model, _judge, list(classes), resamples=RESAMPLES, **dict(settings))
+
+
+@_cache_data
+def _lab_images(dataset: str, n: int, split: str, image_size: int) -> Any:
+    from interpgrad.lab import lab_images
+
+    return lab_images(dataset, n, split, image_size)
+
+
+@_cache_data
+def _memo_density(_model: Any, sha256: str, stamp: float, data_key: str, n: int, split: str) -> Any:
+    from interpgrad.lab import cached_density_profile
+
+    data = _lab_images(data_key, n, split, _model.image_size)
+    return from_cache(cached_density_profile, _model, data, **DENSITY)
+
+
+def perturbation_fractions() -> list[float]:
+    from interpgrad.metrics.faithfulness import masking_fractions
+
+    return [float(f) for f in masking_fractions(PERTURBATION["points"])]
+
+
+@_cache_data
+def _memo_perturbation(_judge: Any, _saliency: Any, judge_sha256: str, saliency_sha256: str, stamp: float,
+                       data_key: str, n: int, split: str) -> Any:
+    from interpgrad.lab import cached_perturbation
+
+    data = _lab_images(data_key, n, split, _judge.image_size)
+    return from_cache(cached_perturbation, _judge, data, saliency_model=_saliency, fractions=perturbation_fractions(),
+                      constant=PERTURBATION["constant"], seed=PERTURBATION["seed"])
+
+
+def cached_samples(model: Any, stamp: float, classes: Sequence[int], settings: dict[str, Any]) -> Any:
+    """The model's class samples from the disk cache (``ClassSamples``), or None."""
+    return _memo_samples(model, model.sha256, stamp, tuple(classes), tuple(sorted(settings.items())))
+
+
+def cached_gan(model: Any, judge: Any, stamp: float, classes: Sequence[int], settings: dict[str, Any]) -> Any:
+    """The GAN-test of the model's cached samples by ``judge`` (``GanTest``), or None when the samples are missing."""
+    return _memo_gan_test(model, judge, model.sha256, judge.sha256, stamp, tuple(classes),
+                          tuple(sorted(settings.items())))
+
+
+def cached_density(model: Any, stamp: float, dataset: str) -> Any:
+    """The model's density-ratio profile on the page's images (``DATA``) from the disk cache, or None."""
+    return _memo_density(model, model.sha256, stamp, dataset, DATA["n"], DATA["split"])
+
+
+def cached_curves(judge: Any, saliency: Any, stamp: float, dataset: str) -> Any:
+    """Pixel-perturbation curves (``judge``'s accuracy, ``saliency``'s maps) on the page's images (``DATA``) from
+    the disk cache, or None."""
+    return _memo_perturbation(judge, saliency, judge.sha256, saliency.sha256, stamp, dataset, DATA["n"], DATA["split"])
+
+
+def forget_lookups() -> None:
+    """After a computation: the memos of missing results are dropped (they are found in the cache now)."""
+    for memo in (_memo_samples, _memo_gan_test, _memo_density, _memo_perturbation):
+        memo.clear()
+
+
+def lab_data(dataset: str, image_size: int) -> Any:
+    """The images the density and perturbation sections measure on (``DATA``; ``interpgrad.lab.lab_images``),
+    memoised."""
+    return _lab_images(dataset, DATA["n"], DATA["split"], image_size)
+
+
+# --- Figures ------------------------------------------------------------------------------------------------------------
+
+def curves_figure(curves: dict[str, Any], x: str, y: str, x_title: str, y_title: str, log_x: bool = True,
+                  height: int = 420) -> Any:
+    """Plotly lines with their 95 % bands, one colour per entry of ``curves`` (label -> table with columns ``x``,
+    ``y``, ``ci_low``, ``ci_high``); the legend to the right of the plot."""
+    import plotly.graph_objects as go
+
+    from appkit.charts import model_colours
+
+    colours = model_colours(list(curves))
+    figure = go.Figure()
+    for label, table in curves.items():
+        colour = colours[label]
+        rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+        xs, low, high = list(table[x]), list(table["ci_low"]), list(table["ci_high"])
+        figure.add_trace(go.Scatter(x=xs + xs[::-1], y=high + low[::-1], fill="toself", line=dict(width=0),
+                                    fillcolor=f"rgba({rgb[0]}, {rgb[1]}, {rgb[2]}, 0.15)", hoverinfo="skip",
+                                    showlegend=False, legendgroup=label))
+        figure.add_trace(go.Scatter(x=xs, y=list(table[y]), mode="lines+markers", name=label, legendgroup=label,
+                                    line=dict(color=colour, width=2), marker=dict(size=5)))
+    figure.update_layout(height=height, margin=dict(l=60, r=20, t=30, b=50),
+                         legend=dict(orientation="v", x=1.01, xanchor="left", y=1.0, yanchor="top"))
+    figure.update_xaxes(title_text=x_title, type="log" if log_x else "linear")
+    figure.update_yaxes(title_text=y_title)
+    return figure
+
+
+def gan_test_figure(rows: Sequence[dict[str, Any]]) -> Any:
+    """GAN-test bars: ours per model (with the 95 % interval) beside the paper's CIFAR-100 number for the same
+    regularizer, grouped by model."""
+    import plotly.graph_objects as go
+
+    labels = [row["model"] for row in rows]
+    ours = [100 * row["accuracy"] for row in rows]
+    figure = go.Figure()
+    figure.add_trace(go.Bar(x=labels, y=ours, name="ours (shapes, 10 classes)", marker_color="#1f77b4",
+                            error_y=dict(type="data", symmetric=False,
+                                         array=[100 * row["ci_high"] - value for row, value in zip(rows, ours)],
+                                         arrayminus=[value - 100 * row["ci_low"] for row, value in zip(rows, ours)])))
+    figure.add_trace(go.Bar(x=labels, y=[row["paper"] for row in rows], name="paper (CIFAR-100, 100 classes)",
+                            marker_color="#bbbbbb"))
+    figure.update_layout(barmode="group", height=380, margin=dict(l=60, r=20, t=30, b=50),
+                         legend=dict(orientation="v", x=1.01, xanchor="left", y=1.0, yanchor="top"))
+    figure.update_yaxes(title_text="GAN-test: judge accuracy on the samples (%)", range=[0, 100])
+    figure.update_xaxes(title_text="generator model")
+    return figure
+
+
+def gan_test_table(rows: Sequence[dict[str, Any]], judge: str) -> Any:
+    """The GAN-test as a table with a column per model (headed by its regularizer and name) and three rows: ours,
+    our 95 % interval, and the paper's CIFAR-100 number for the same regularizer as the reference row."""
+    import pandas as pd
+
+    columns = [f"{row['regularizer']} · {row['model']}" for row in rows]
+    return pd.DataFrame(
+        [[f"{100 * row['accuracy']:.1f} %" for row in rows],
+         [f"[{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}] · {row['samples']} samples" for row in rows],
+         ["—" if row["paper"] is None else f"{row['paper']:.2f} %" for row in rows]],
+        index=[f"ours: shapes, judge {judge}", "ours: 95 % interval", "reference: the paper, CIFAR-100 (ResNet-18)"],
+        columns=columns)

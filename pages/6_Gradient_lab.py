@@ -11,13 +11,19 @@ import torch
 
 import interpgrad
 from appkit.images import UPLOAD_EXTENSIONS, read_upload
-from appkit.lab import (PATTERN_LABELS, SCALES, TINY_CLASSES, TINY_SIZES, arbitrary_demo, heat_table, lab_model,
-                        pixel_image, relu_table, signed_map_image, tiny_backward, tiny_input, tiny_network)
-from appkit.models import load_model, zoo
+from appkit.lab import (DATA, DENSITY, KEEP, PANEL, PAPER_GAN_TEST, PATTERN_LABELS, PERTURBATION, SAMPLING, SCALES,
+                        SECONDS_PER_STEP, TINY_CLASSES, TINY_SIZES, arbitrary_demo, cached_curves, cached_density,
+                        cached_gan, cached_samples, curves_figure, dataset_of, describe, fool_command, fooled_entries,
+                        fooled_original, forget_lookups, gan_test_figure, gan_test_table, heat_table, judge_entries,
+                        lab_data, lab_dir_stamp, lab_model, pattern_spec, perturbation_fractions, pixel_image,
+                        regularizer_label, relu_table, signed_map_image, softplus_entries, tiny_backward, tiny_input,
+                        tiny_network, train_commands)
+from appkit.models import zoo
 from appkit.page import page_setup
 from appkit.widgets import readable_errors
 from interpgrad.data import SHAPE_CLASSES, prepare_image
-from interpgrad.lab import pattern_from_image, shape_pattern, smooth_random_pattern, text_pattern
+from interpgrad.lab import (cached_class_samples, cached_density_profile, cached_perturbation, pattern_from_image,
+                            shape_pattern, smooth_random_pattern, text_pattern)
 from interpgrad.samples import sample_images
 
 page_setup("Gradient lab")
@@ -134,14 +140,14 @@ else:
             demo = arbitrary_demo(lab.model, x, pattern, float(scale))
             names = list(lab.class_names)
             panels = st.columns(4)
-            panels[0].image(pixel_image(x[0]), caption=f"input ({chosen.name})")
+            panels[0].image(pixel_image(x[0]), width=PANEL, caption=f"input ({chosen.name})")
             pattern_picture, _ = signed_map_image(pattern)
-            panels[1].image(pattern_picture, caption="the pattern P (red +, blue -)")
+            panels[1].image(pattern_picture, width=PANEL, caption="the pattern P (red +, blue -)")
             original_picture, original_max = signed_map_image(demo.gradient)
             wrapped_picture, wrapped_max = signed_map_image(demo.wrapped_gradient)
             target = names[demo.target] if demo.target < len(names) else str(demo.target)
-            panels[2].image(original_picture, caption=f"∇ f_{target}(x) of the model · |max| {original_max:.3g}")
-            panels[3].image(wrapped_picture, caption=f"∇ (f_{target} + g)(x), wrapped · |max| {wrapped_max:.3g}")
+            panels[2].image(original_picture, width=PANEL, caption=f"∇ f_{target}(x) of the model · |max| {original_max:.3g}")
+            panels[3].image(wrapped_picture, width=PANEL, caption=f"∇ (f_{target} + g)(x), wrapped · |max| {wrapped_max:.3g}")
             numbers = st.columns(4)
             numbers[0].metric("max |Δ probability|", f"{demo.probability_difference:.1e}",
                               help="between the model and the wrapped model, over every class")
@@ -158,3 +164,278 @@ else:
                                         ("logit f", "logit f + g", "probability (model)", "probability (wrapped)")})
             st.caption("Gradient maps: the sum over the colour channels, each map on its own scale (its largest |value| "
                        "given), red positive, blue negative.")
+
+    # The stronger demonstration: a model fine-tuned so that its own gradients show a pattern.
+    st.subheader("A model fine-tuned to fool its gradients")
+    st.markdown(
+        "Adding g is a trick on top of a model. A model can also be *trained* so that its logit gradients show a "
+        "pattern while it keeps classifying as well: fine-tune it with a penalty on the distance between each "
+        "gradient and the pattern.")
+    st.latex(r"L = L_{CE} + \lambda\,\frac{1}{B}\sum_i \big\lVert \nabla_x f_{y_i}(x_i) - s\,P \big\rVert^2")
+    fooled = fooled_entries(entries)
+    if not fooled:
+        st.info("No fooled model is available yet: fine-tune one with the command below (a training run that appears "
+                "among the models after its first epoch), then reopen this page.")
+        st.code(fool_command(by_key.get(default_key)), language="bash")
+    else:
+        fooled_by_key = {entry.key: entry for entry in fooled}
+        fooled_key = st.selectbox("Fooled model", list(fooled_by_key), key="lab.fooled.model",
+                                  format_func=lambda key: fooled_by_key[key].label)
+        chosen_fooled = fooled_by_key[fooled_key]
+        original = fooled_original(chosen_fooled, entries)
+        spec = pattern_spec(chosen_fooled)
+        if original is None:
+            st.warning(f"The model {chosen_fooled.name} was fine-tuned from is not among the models; pick one to "
+                       "compare it with.")
+            same = [entry.key for entry in entries if entry.arch == chosen_fooled.arch and entry.key != fooled_key]
+            original_key = st.selectbox("Compare with", same or list(by_key), key="lab.fooled.original",
+                                        format_func=lambda key: by_key[key].label)
+            original = by_key[original_key]
+        with readable_errors("The fooled model could not be shown"):
+            pair = [(original, lab_model(original)), (chosen_fooled, lab_model(chosen_fooled))]
+            chosen = samples[sample_name]
+            pattern_text = str(spec.get("pattern", "?"))
+            st.markdown(f"Pattern `{pattern_text}`, scale s = {describe(spec.get('scale'))}, "
+                        f"λ = {describe(spec.get('lam'))}; the image is the one chosen above ({chosen.name}).")
+            panels = st.columns(4)
+            for column, (entry, model) in zip((0, 2), pair):
+                x = prepare_image(chosen.image, model.image_size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+                with torch.no_grad():
+                    probabilities = model.model(x)[0].softmax(0)
+                top = int(probabilities.argmax())
+                gradient = interpgrad.input_gradient(model.model, x, top)[0]
+                picture, largest = signed_map_image(gradient)
+                accuracy = entry.metric("val_accuracy")
+                role = "original" if entry is original else "fooled"
+                panels[column].image(pixel_image(x[0]), width=PANEL, caption=f"{role}: {entry.name}")
+                panels[column + 1].image(picture, width=PANEL, caption=(
+                    f"∇ f_{model.class_names[top]}(x) · p {float(probabilities[top]):.3f} · |max| {largest:.3g}"))
+                panels[column].caption("validation accuracy " + (f"{accuracy:.1%}" if accuracy is not None else "not recorded"))
+
+# --- 3. The generative view -------------------------------------------------------------------------------------------
+st.header("3. The generative view", anchor="generative-view")
+st.markdown(
+    "Read the logits as an energy: f_y(x) is, up to a constant, the log of a density of images of class y that the "
+    "classifier defines without ever being trained for it. Its gradient is then the *score* of that density, the "
+    "direction in which images become more typical of the class. Climbing it from noise draws samples: if they look "
+    "like the class, the gradients carry the class's structure. Score matching trains that score to match the data's; "
+    "anti-score-matching does the opposite; the gradient-norm penalty only makes it small and smooth. The models are "
+    "Softplus(10) networks on pixels in [0, 1], as in the paper.")
+st.latex(r"\log p_\theta(x \mid y) = f_y(x) - \log Z_y(\theta) \quad\Rightarrow\quad "
+         r"\nabla_x \log p_\theta(x \mid y) = \nabla_x f_y(x)")
+st.latex(r"x_0 \sim \mathcal{N}(0.5,\, 0.2^2 I)\ \text{clamped to } [0, 1], \qquad "
+         r"x_{t+1} = \operatorname{clamp}_{[0,1]}\!\Big(x_t + \eta\,\big(\nabla_x f_y(x_t) - \lambda_{wd}\,(x_t - 0.5)\big)\Big)"
+         r"\qquad \eta = 0.1,\ \lambda_{wd} = 0.01")
+generators = softplus_entries(entries)
+if not generators:
+    st.info("No Softplus model is available, so there is nothing to sample from yet. The lab's models are trained on "
+            "shapes with these commands (a few minutes each on 2 CPU cores; they appear among the models after "
+            "their first epoch), the last one an independent judge for the GAN-test:")
+    st.code(train_commands(), language="bash")
+else:
+    by_generator = {entry.key: entry for entry in generators}
+    picked = st.multiselect("Softplus models (rows)", list(by_generator), default=list(by_generator)[:6],
+                            key="lab.samples.models", format_func=lambda key: by_generator[key].label)
+    settings = dict(SAMPLING)
+    with st.expander("Sampler settings (the command line's defaults: what its --cache auto fills and the page opens on)"):
+        knobs = st.columns(4)
+        settings["steps"] = int(knobs[0].number_input("steps", min_value=1, max_value=2000, value=SAMPLING["steps"],
+                                                      step=50, key="lab.samples.steps"))
+        settings["per_class"] = int(knobs[1].number_input("samples per class", min_value=1, max_value=10,
+                                                          value=SAMPLING["per_class"], key="lab.samples.per_class"))
+        settings["noise"] = float(knobs[2].select_slider("Langevin noise", options=[0.0, 0.01, 0.1, 1.0],
+                                                         value=SAMPLING["noise"], key="lab.samples.noise",
+                                                         help="0: the paper's sampler (projected gradient ascent); "
+                                                              "1: unadjusted Langevin dynamics"))
+        settings["seed"] = int(knobs[3].number_input("seed", min_value=0, max_value=10_000, value=SAMPLING["seed"],
+                                                     key="lab.samples.seed"))
+    chosen_generators = [by_generator[key] for key in picked]
+    results: dict[str, object] = {}
+    missing = []
+    with readable_errors("The class samples could not be read"):
+        for entry in chosen_generators:
+            model = lab_model(entry)
+            found = cached_samples(model, lab_dir_stamp([entry])[0], range(len(model.class_names)), settings)
+            if found is None:
+                missing.append(entry)
+            else:
+                results[entry.key] = found
+    if missing:
+        st.warning(f"No samples with these settings yet for {', '.join(entry.name for entry in missing)}: about "
+                   f"{SECONDS_PER_STEP * settings['steps'] * settings['per_class']:.0f} s per model on 2 CPU cores. "
+                   "They are kept on disk beside each checkpoint.")
+        if st.button(f"Compute the samples of {len(missing)} model(s)", key="lab.samples.compute", type="primary"):
+            bar = st.progress(0.0, text="sampling...")
+            with readable_errors("The class samples could not be computed"):
+                for index, entry in enumerate(missing):
+                    model = lab_model(entry)
+
+                    def report(done: int, total: int, index: int = index, name: str = entry.name) -> None:
+                        bar.progress(min(1.0, (index + done / max(total, 1)) / len(missing)),
+                                     text=f"{name}: step {done} of {total}")
+
+                    cached_class_samples(model, None, keep=KEEP, progress=report, **settings)
+                forget_lookups()
+                st.rerun()
+    if results:
+        kept = sorted(set.intersection(*(set(result.steps) for result in results.values())))
+        step = st.select_slider("Ascent step", options=kept, value=kept[-1], key="lab.samples.step",
+                                help="the kept steps of the trajectory: step 0 is the noise it starts from")
+        class_names = list(lab_model(chosen_generators[0]).class_names)
+        replicate = 0
+        if settings["per_class"] > 1:
+            replicate = st.slider("Sample", 1, settings["per_class"], 1, key="lab.samples.replicate") - 1
+        header = st.columns([2] + [1] * len(class_names))
+        header[0].markdown("**model** · mean target logit")
+        for column, name in zip(header[1:], class_names):
+            column.markdown(f"**{name}**")
+        for entry in chosen_generators:
+            if entry.key not in results:
+                continue
+            result = results[entry.key]
+            index = list(result.steps).index(step)
+            row = st.columns([2] + [1] * len(class_names))
+            row[0].markdown(f"{entry.name}  \n{regularizer_label(entry.regularizer)} · "
+                            f"f_y {float(result.target_logits[index].mean()):.2f}")
+            for column, c in zip(row[1:], range(len(class_names))):
+                picks = ((result.classes == c) & (result.replicates == replicate)).nonzero().flatten()
+                if len(picks):
+                    column.image(pixel_image(result.trajectory[index, int(picks[0])], 96), width=96)
+        st.caption(f"Samples at step {step} of {kept[-1]}: one column per class, one row per model; the row title gives "
+                   "the mean target logit f_y over the samples at this step.")
+
+    # GAN-test
+    st.subheader("GAN-test: do the samples look like their class to another model?")
+    st.markdown(
+        "An independent classifier (the judge, another architecture trained without any of these regularizers) "
+        "labels each sample; its accuracy against the class the sample was drawn for measures how class-like the "
+        "samples are. The paper's numbers (ResNet-18 on CIFAR-100, where chance is 1 %) are shown beside ours "
+        "(shapes, where chance is 10 %): compare the order of the regularizers, not the values.")
+    st.latex(r"\text{GAN-test} = \frac{1}{N}\sum_{n=1}^{N} \mathbb{1}\big[\arg\max_k J_k(x_n) = y_n\big]")
+    judges = judge_entries(entries, generators)
+    if not judges:
+        st.info("No judge is available: the GAN-test needs an independent classifier with the same classes. Train one "
+                "(another architecture, no regularizer):")
+        st.code(train_commands().splitlines()[-1], language="bash")
+    elif results:
+        judges_by_key = {entry.key: entry for entry in judges}
+        judge_key = st.selectbox("Judge", list(judges_by_key), key="lab.gan.judge",
+                                 format_func=lambda key: judges_by_key[key].label)
+        rows = []
+        with readable_errors("The GAN-test could not be computed"):
+            judge = lab_model(judges_by_key[judge_key])
+            for entry in chosen_generators:
+                if entry.key not in results:
+                    continue
+                model = lab_model(entry)
+                test = cached_gan(model, judge, lab_dir_stamp([entry])[0], range(len(model.class_names)), settings)
+                if test is None:
+                    continue
+                rows.append({"model": entry.short_label, "regularizer": regularizer_label(entry.regularizer),
+                             "accuracy": test.accuracy.mean, "ci_low": test.accuracy.ci_low,
+                             "ci_high": test.accuracy.ci_high, "samples": test.accuracy.n,
+                             "paper": PAPER_GAN_TEST.get(entry.regularizer), "per_class": test.per_class})
+        if rows:
+            st.dataframe(gan_test_table(rows, judges_by_key[judge_key].name), key="lab.gan.table")
+            st.plotly_chart(gan_test_figure(rows), key="lab.gan.chart")
+            with st.expander("Per class"):
+                for row in rows:
+                    st.markdown(f"**{row['model']}**")
+                    st.dataframe(row["per_class"], hide_index=True)
+
+# --- 4. Density ratio and pixel perturbation ------------------------------------------------------------------------
+st.header("4. Density ratio and pixel perturbation", anchor="density-and-perturbation")
+st.markdown(
+    "If f_y is a log density, it should be highest on real images: adding noise of growing size to test images "
+    "should lower f_y, the more so the larger the noise. The curve below averages that change over test images of "
+    "their true class (the log of the density ratio; lower is better, exactly 0 without noise).")
+st.latex(r"r(\sigma) = \mathbb{E}_{x,\;\eta \sim \mathcal{N}(0, \sigma^2 I)}\big[f_y(x + \eta) - f_y(x)\big]"
+         r" = \mathbb{E}\Big[\log \frac{p_\theta(x + \eta \mid y)}{p_\theta(x \mid y)}\Big]")
+if not generators:
+    st.info("No Softplus model is available: train the lab's models first (the commands in section 3).")
+else:
+    dataset = dataset_of(generators[0])
+    chosen_generators = [entry for entry in chosen_generators if dataset_of(entry) == dataset]
+    profiles, curves, judged = {}, {}, {}
+    missing_density, missing_curves = [], []
+    baseline = next((entry for entry in chosen_generators if entry.regularizer == "none"), None)
+    with readable_errors("The curves could not be read"):
+        for entry in chosen_generators:
+            model = lab_model(entry)
+            stamp = lab_dir_stamp([entry])[0]
+            profile = cached_density(model, stamp, dataset)
+            (missing_density.append(entry) if profile is None else profiles.__setitem__(entry.short_label, profile))
+            own = cached_curves(model, model, stamp, dataset)
+            (missing_curves.append((entry, entry)) if own is None else curves.__setitem__(entry.short_label, own))
+            if baseline is not None:
+                judge = lab_model(baseline)
+                found = cached_curves(judge, model, lab_dir_stamp([baseline])[0], dataset)
+                (missing_curves.append((baseline, entry)) if found is None
+                 else judged.__setitem__(f"{entry.short_label}'s gradients", found))
+    n, split = DATA["n"], DATA["split"]
+    if profiles:
+        shown = {label: profile.table[profile.table["std"] > 0] for label, profile in profiles.items()}
+        st.plotly_chart(curves_figure(shown, "std", "mean", "noise std σ (pixel units, log scale)",
+                                      "mean f_y(x + η) − f_y(x)"), key="lab.density.chart")
+        st.caption(f"{n} {split} images of {dataset}, {DENSITY['noise_samples']} noise draws per image and level, "
+                   "95 % bootstrap bands over the images; σ = 0 (not drawn on the log axis) gives exactly 0.")
+    if missing_density:
+        st.warning(f"No density-ratio profile yet for {', '.join(entry.name for entry in missing_density)} "
+                   f"({n} images, about 10 s per model).")
+        if st.button(f"Compute the profiles of {len(missing_density)} model(s)", key="lab.density.compute"):
+            bar = st.progress(0.0, text="measuring...")
+            with readable_errors("The density-ratio profiles could not be computed"):
+                for index, entry in enumerate(missing_density):
+                    model = lab_model(entry)
+
+                    def report(done: int, total: int, index: int = index, name: str = entry.name) -> None:
+                        bar.progress(min(1.0, (index + done / max(total, 1)) / len(missing_density)),
+                                     text=f"{name}: {done} of {total}")
+
+                    cached_density_profile(model, lab_data(dataset, model.image_size), progress=report, **DENSITY)
+                forget_lookups()
+                st.rerun()
+
+    st.subheader("Pixel perturbation: are the gradients faithful to the model?")
+    st.markdown(
+        "Rank the pixels by the gradient (the standard deviation of the signed logit gradient over the colour "
+        "channels), replace the least important fraction of them by grey (0.5) and measure the accuracy: a faithful "
+        "map removes what the model does not need, so the accuracy holds up longer (higher is better). Left: each "
+        "model with its own gradients. Right: the Softplus baseline judged with each model's gradients, so that every "
+        "curve asks the same model and only the maps differ (the paper's second experiment).")
+    st.latex(r"s(i, j) = \operatorname{std}_c\, \frac{\partial f_y(x)}{\partial x_{c,i,j}}, \qquad "
+             r"\text{acc}(k) = \frac{1}{N}\sum_n \mathbb{1}\big[\arg\max f(\tilde x_n^{(k)}) = y_n\big],\quad "
+             r"k \in \operatorname{logspace}(-2, 0, 25)")
+    charts = st.columns(2)
+    if curves:
+        charts[0].plotly_chart(curves_figure({label: result.table for label, result in curves.items()}, "fraction",
+                                             "accuracy", "fraction of pixels removed (least salient first, log scale)",
+                                             "accuracy", height=400), key="lab.perturb.own")
+        charts[0].caption("each model judging itself with its own gradients")
+    if judged:
+        charts[1].plotly_chart(curves_figure({label: result.table for label, result in judged.items()}, "fraction",
+                                             "accuracy", "fraction of pixels removed (least salient first, log scale)",
+                                             "accuracy of the baseline", height=400), key="lab.perturb.judged")
+        charts[1].caption(f"{baseline.short_label} judging every model's gradients")
+    elif baseline is None:
+        charts[1].info("The judged variant needs the Softplus baseline (regularizer none) among the chosen models.")
+    if curves or judged:
+        st.caption(f"{n} {split} images of {dataset}; removed pixels set to {PERTURBATION['constant']}; 95 % bootstrap "
+                   "bands over the images.")
+    if missing_curves:
+        st.warning(f"{len(missing_curves)} pixel-perturbation curve(s) are not computed yet ({n} images, about 15 s each).")
+        if st.button(f"Compute {len(missing_curves)} curve(s)", key="lab.perturb.compute"):
+            bar = st.progress(0.0, text="perturbing...")
+            with readable_errors("The pixel-perturbation curves could not be computed"):
+                for index, (judge_entry, entry) in enumerate(missing_curves):
+                    judge, model = lab_model(judge_entry), lab_model(entry)
+
+                    def report(done: int, total: int, index: int = index, name: str = entry.name) -> None:
+                        bar.progress(min(1.0, (index + done / max(total, 1)) / len(missing_curves)),
+                                     text=f"{name}: {done} of {total} images")
+
+                    cached_perturbation(judge, lab_data(dataset, judge.image_size), saliency_model=model,
+                                        fractions=perturbation_fractions(), constant=PERTURBATION["constant"],
+                                        seed=PERTURBATION["seed"], progress=report)
+                forget_lookups()
+                st.rerun()
