@@ -59,8 +59,8 @@ def cached_class_samples(
 
     entry, _ = cached(_folder(cache_dir, model), "samples", [model.sha256], params, compute)
     arrays = entry.arrays
-    return ClassSamples(torch.tensor(arrays["samples"]), torch.as_tensor(entry.table["class"].to_numpy()),
-                        torch.as_tensor(entry.table["replicate"].to_numpy()), tuple(int(s) for s in arrays["steps"]),
+    return ClassSamples(torch.tensor(arrays["samples"]), torch.tensor(entry.table["class"].to_numpy()),
+                        torch.tensor(entry.table["replicate"].to_numpy()), tuple(int(s) for s in arrays["steps"]),
                         torch.tensor(arrays["trajectory"]).float() / 255, torch.tensor(arrays["target_logits"]),
                         dict(entry.info.get("settings", {})))
 
