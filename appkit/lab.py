@@ -183,7 +183,8 @@ def heat_table(rows: dict[str, Sequence[float]], columns: Sequence[str], digits:
     scale (the largest |value| of the row, at least 1e-12): a pandas Styler for ``st.dataframe``."""
     import pandas as pd
 
-    frame = pd.DataFrame([list(values) for values in rows.values()], index=list(rows), columns=list(columns))
+    frame = pd.DataFrame([list(values) for values in rows.values()], index=list(rows), columns=list(columns)) + 0.0
+    # (+ 0.0 turns -0.0, a negative signal masked out, into 0.0: shown as +0.00, not -0.00)
     styler = frame.style.format(f"{{:+.{digits}f}}")
     for name in frame.index:
         limit = max(float(np.abs(frame.loc[name].to_numpy()).max()), 1e-12)
@@ -312,7 +313,10 @@ RESAMPLES = 2000
 DATA = {"split": "val", "n": 200}
 DENSITY = {"noise_samples": 4, "seed": 0, "clamp": False}
 PERTURBATION = {"points": 25, "constant": 0.5, "seed": 0}
-SECONDS_PER_STEP = 0.09  # one ascent step of 10 samples, ResNet-18 x0.25 at 32 px, 1 CPU thread (measured: 47 s / 500)
+# Measured on ResNet-18 x0.25 at 32 px (the shipped models' size), 1 CPU thread: for the page's time estimates.
+SECONDS_PER_STEP = 0.09  # one ascent step of 10 samples (47 s for 500 steps)
+DENSITY_SECONDS = 43.0  # a density-ratio profile on 200 images (14 levels, 4 noise draws)
+PERTURBATION_SECONDS = 17.0  # a pixel-perturbation curve on 200 images (25 fractions)
 
 
 class NotCached(Exception):
@@ -447,15 +451,15 @@ def cached_gan(model: Any, judge: Any, stamp: float, classes: Sequence[int], set
                           tuple(sorted(settings.items())))
 
 
-def cached_density(model: Any, stamp: float, dataset: str) -> Any:
-    """The model's density-ratio profile on the page's images (``DATA``) from the disk cache, or None."""
-    return _memo_density(model, model.sha256, stamp, dataset, DATA["n"], DATA["split"])
+def cached_density(model: Any, stamp: float, dataset: str, n: int) -> Any:
+    """The model's density-ratio profile on the first ``n`` images of the page's split from the disk cache, or None."""
+    return _memo_density(model, model.sha256, stamp, dataset, n, DATA["split"])
 
 
-def cached_curves(judge: Any, saliency: Any, stamp: float, dataset: str) -> Any:
-    """Pixel-perturbation curves (``judge``'s accuracy, ``saliency``'s maps) on the page's images (``DATA``) from
-    the disk cache, or None."""
-    return _memo_perturbation(judge, saliency, judge.sha256, saliency.sha256, stamp, dataset, DATA["n"], DATA["split"])
+def cached_curves(judge: Any, saliency: Any, stamp: float, dataset: str, n: int) -> Any:
+    """Pixel-perturbation curves (``judge``'s accuracy, ``saliency``'s maps) on the first ``n`` images of the page's
+    split from the disk cache, or None."""
+    return _memo_perturbation(judge, saliency, judge.sha256, saliency.sha256, stamp, dataset, n, DATA["split"])
 
 
 def forget_lookups() -> None:
@@ -464,18 +468,18 @@ def forget_lookups() -> None:
         memo.clear()
 
 
-def lab_data(dataset: str, image_size: int) -> Any:
-    """The images the density and perturbation sections measure on (``DATA``; ``interpgrad.lab.lab_images``),
-    memoised."""
-    return _lab_images(dataset, DATA["n"], DATA["split"], image_size)
+def lab_data(dataset: str, image_size: int, n: int) -> Any:
+    """The first ``n`` images of the page's split that the density and perturbation sections measure on
+    (``interpgrad.lab.lab_images``), memoised."""
+    return _lab_images(dataset, n, DATA["split"], image_size)
 
 
 # --- Figures ------------------------------------------------------------------------------------------------------------
 
 def curves_figure(curves: dict[str, Any], x: str, y: str, x_title: str, y_title: str, log_x: bool = True,
-                  height: int = 420) -> Any:
+                  height: int = 420, legend_below: bool = False) -> Any:
     """Plotly lines with their 95 % bands, one colour per entry of ``curves`` (label -> table with columns ``x``,
-    ``y``, ``ci_low``, ``ci_high``); the legend to the right of the plot."""
+    ``y``, ``ci_low``, ``ci_high``); the legend to the right of the plot, or under it (for a half-width chart)."""
     import plotly.graph_objects as go
 
     from appkit.charts import model_colours
@@ -491,8 +495,9 @@ def curves_figure(curves: dict[str, Any], x: str, y: str, x_title: str, y_title:
                                     showlegend=False, legendgroup=label))
         figure.add_trace(go.Scatter(x=xs, y=list(table[y]), mode="lines+markers", name=label, legendgroup=label,
                                     line=dict(color=colour, width=2), marker=dict(size=5)))
-    figure.update_layout(height=height, margin=dict(l=60, r=20, t=30, b=50),
-                         legend=dict(orientation="v", x=1.01, xanchor="left", y=1.0, yanchor="top"))
+    legend = (dict(orientation="h", x=0.0, xanchor="left", y=-0.2, yanchor="top") if legend_below
+              else dict(orientation="v", x=1.01, xanchor="left", y=1.0, yanchor="top"))
+    figure.update_layout(height=height, margin=dict(l=60, r=20, t=30, b=50), legend=legend)
     figure.update_xaxes(title_text=x_title, type="log" if log_x else "linear")
     figure.update_yaxes(title_text=y_title)
     return figure
@@ -520,14 +525,16 @@ def gan_test_figure(rows: Sequence[dict[str, Any]]) -> Any:
 
 
 def gan_test_table(rows: Sequence[dict[str, Any]], judge: str) -> Any:
-    """The GAN-test as a table with a column per model (headed by its regularizer and name) and three rows: ours,
+    """The GAN-test as a table with a column per model (headed by its regularizer) and four rows: the model, ours,
     our 95 % interval, and the paper's CIFAR-100 number for the same regularizer as the reference row."""
     import pandas as pd
 
-    columns = [f"{row['regularizer']} · {row['model']}" for row in rows]
+    regularizers = [row["regularizer"] for row in rows]
+    columns = [name if regularizers.count(name) == 1 else f"{name} ({index + 1})" for index, name in enumerate(regularizers)]
     return pd.DataFrame(
-        [[f"{100 * row['accuracy']:.1f} %" for row in rows],
+        [[row["model"] for row in rows],
+         [f"{100 * row['accuracy']:.1f} %" for row in rows],
          [f"[{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}] · {row['samples']} samples" for row in rows],
          ["—" if row["paper"] is None else f"{row['paper']:.2f} %" for row in rows]],
-        index=[f"ours: shapes, judge {judge}", "ours: 95 % interval", "reference: the paper, CIFAR-100 (ResNet-18)"],
+        index=["model", f"ours: shapes, judge {judge}", "ours: 95 % interval", "reference: the paper, CIFAR-100 (ResNet-18)"],
         columns=columns)

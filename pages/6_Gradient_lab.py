@@ -11,13 +11,13 @@ import torch
 
 import interpgrad
 from appkit.images import UPLOAD_EXTENSIONS, read_upload
-from appkit.lab import (DATA, DENSITY, KEEP, PANEL, PAPER_GAN_TEST, PATTERN_LABELS, PERTURBATION, SAMPLING, SCALES,
-                        SECONDS_PER_STEP, TINY_CLASSES, TINY_SIZES, arbitrary_demo, cached_curves, cached_density,
-                        cached_gan, cached_samples, curves_figure, dataset_of, describe, fool_command, fooled_entries,
-                        fooled_original, forget_lookups, gan_test_figure, gan_test_table, heat_table, judge_entries,
-                        lab_data, lab_dir_stamp, lab_model, pattern_spec, perturbation_fractions, pixel_image,
-                        regularizer_label, relu_table, signed_map_image, softplus_entries, tiny_backward, tiny_input,
-                        tiny_network, train_commands)
+from appkit.lab import (DATA, DENSITY, DENSITY_SECONDS, KEEP, PANEL, PAPER_GAN_TEST, PATTERN_LABELS, PERTURBATION,
+                        PERTURBATION_SECONDS, SAMPLING, SCALES, SECONDS_PER_STEP, TINY_CLASSES, TINY_SIZES,
+                        arbitrary_demo, cached_curves, cached_density, cached_gan, cached_samples, curves_figure,
+                        dataset_of, describe, fool_command, fooled_entries, fooled_original, forget_lookups,
+                        gan_test_figure, gan_test_table, heat_table, judge_entries, lab_data, lab_dir_stamp,
+                        lab_model, pattern_spec, perturbation_fractions, pixel_image, regularizer_label, relu_table,
+                       signed_map_image, softplus_entries, tiny_backward, tiny_input, tiny_network, train_commands)
 from appkit.models import zoo
 from appkit.page import page_setup
 from appkit.widgets import readable_errors
@@ -207,10 +207,10 @@ else:
                 picture, largest = signed_map_image(gradient)
                 accuracy = entry.metric("val_accuracy")
                 role = "original" if entry is original else "fooled"
-                panels[column].image(pixel_image(x[0]), width=PANEL, caption=f"{role}: {entry.name}")
+                accuracy_text = f"val acc {accuracy:.1%}" if accuracy is not None else "val acc not recorded"
+                panels[column].image(pixel_image(x[0]), width=PANEL, caption=f"{role}: {entry.name} · {accuracy_text}")
                 panels[column + 1].image(picture, width=PANEL, caption=(
                     f"∇ f_{model.class_names[top]}(x) · p {float(probabilities[top]):.3f} · |max| {largest:.3g}"))
-                panels[column].caption("validation accuracy " + (f"{accuracy:.1%}" if accuracy is not None else "not recorded"))
 
 # --- 3. The generative view -------------------------------------------------------------------------------------------
 st.header("3. The generative view", anchor="generative-view")
@@ -262,7 +262,8 @@ else:
                 results[entry.key] = found
     if missing:
         st.warning(f"No samples with these settings yet for {', '.join(entry.name for entry in missing)}: about "
-                   f"{SECONDS_PER_STEP * settings['steps'] * settings['per_class']:.0f} s per model on 2 CPU cores. "
+                   f"{SECONDS_PER_STEP * settings['steps'] * settings['per_class']:.0f} s per model of the shipped models' size "
+                   "on one CPU core. "
                    "They are kept on disk beside each checkpoint.")
         if st.button(f"Compute the samples of {len(missing)} model(s)", key="lab.samples.compute", type="primary"):
             bar = st.progress(0.0, text="sampling...")
@@ -355,6 +356,11 @@ if not generators:
     st.info("No Softplus model is available: train the lab's models first (the commands in section 3).")
 else:
     dataset = dataset_of(generators[0])
+    n, split = DATA["n"], DATA["split"]
+    with st.expander("Measurement settings (the command line's defaults: what its --cache auto fills and the page "
+                     "opens on)"):
+        n = int(st.number_input(f"images (the first N of the {split} split of {dataset})", min_value=2,
+                                max_value=10_000, value=DATA["n"], step=50, key="lab.data.n"))
     chosen_generators = [entry for entry in chosen_generators if dataset_of(entry) == dataset]
     profiles, curves, judged = {}, {}, {}
     missing_density, missing_curves = [], []
@@ -363,16 +369,23 @@ else:
         for entry in chosen_generators:
             model = lab_model(entry)
             stamp = lab_dir_stamp([entry])[0]
-            profile = cached_density(model, stamp, dataset)
-            (missing_density.append(entry) if profile is None else profiles.__setitem__(entry.short_label, profile))
-            own = cached_curves(model, model, stamp, dataset)
-            (missing_curves.append((entry, entry)) if own is None else curves.__setitem__(entry.short_label, own))
+            profile = cached_density(model, stamp, dataset, n)
+            if profile is None:
+                missing_density.append(entry)
+            else:
+                profiles[entry.short_label] = profile
+            own = cached_curves(model, model, stamp, dataset, n)
+            if own is None:
+                missing_curves.append((entry, entry))
+            else:
+                curves[entry.short_label] = own
             if baseline is not None:
                 judge = lab_model(baseline)
-                found = cached_curves(judge, model, lab_dir_stamp([baseline])[0], dataset)
-                (missing_curves.append((baseline, entry)) if found is None
-                 else judged.__setitem__(f"{entry.short_label}'s gradients", found))
-    n, split = DATA["n"], DATA["split"]
+                found = cached_curves(judge, model, lab_dir_stamp([baseline])[0], dataset, n)
+                if found is None:
+                    missing_curves.append((baseline, entry))
+                else:
+                    judged[f"{entry.short_label}'s gradients"] = found
     if profiles:
         shown = {label: profile.table[profile.table["std"] > 0] for label, profile in profiles.items()}
         st.plotly_chart(curves_figure(shown, "std", "mean", "noise std σ (pixel units, log scale)",
@@ -381,7 +394,7 @@ else:
                    "95 % bootstrap bands over the images; σ = 0 (not drawn on the log axis) gives exactly 0.")
     if missing_density:
         st.warning(f"No density-ratio profile yet for {', '.join(entry.name for entry in missing_density)} "
-                   f"({n} images, about 10 s per model).")
+                   f"({n} images: about {DENSITY_SECONDS * n / 200:.0f} s per model of the shipped models' size on one CPU core).")
         if st.button(f"Compute the profiles of {len(missing_density)} model(s)", key="lab.density.compute"):
             bar = st.progress(0.0, text="measuring...")
             with readable_errors("The density-ratio profiles could not be computed"):
@@ -392,7 +405,7 @@ else:
                         bar.progress(min(1.0, (index + done / max(total, 1)) / len(missing_density)),
                                      text=f"{name}: {done} of {total}")
 
-                    cached_density_profile(model, lab_data(dataset, model.image_size), progress=report, **DENSITY)
+                    cached_density_profile(model, lab_data(dataset, model.image_size, n), progress=report, **DENSITY)
                 forget_lookups()
                 st.rerun()
 
@@ -409,13 +422,14 @@ else:
     charts = st.columns(2)
     if curves:
         charts[0].plotly_chart(curves_figure({label: result.table for label, result in curves.items()}, "fraction",
-                                             "accuracy", "fraction of pixels removed (least salient first, log scale)",
-                                             "accuracy", height=400), key="lab.perturb.own")
+                                             "accuracy", "fraction of pixels removed, least salient first (log scale)",
+                                             "accuracy", height=480, legend_below=True), key="lab.perturb.own")
         charts[0].caption("each model judging itself with its own gradients")
     if judged:
         charts[1].plotly_chart(curves_figure({label: result.table for label, result in judged.items()}, "fraction",
-                                             "accuracy", "fraction of pixels removed (least salient first, log scale)",
-                                             "accuracy of the baseline", height=400), key="lab.perturb.judged")
+                                             "accuracy", "fraction of pixels removed, least salient first (log scale)",
+                                             "accuracy of the baseline", height=480, legend_below=True),
+                               key="lab.perturb.judged")
         charts[1].caption(f"{baseline.short_label} judging every model's gradients")
     elif baseline is None:
         charts[1].info("The judged variant needs the Softplus baseline (regularizer none) among the chosen models.")
@@ -423,7 +437,8 @@ else:
         st.caption(f"{n} {split} images of {dataset}; removed pixels set to {PERTURBATION['constant']}; 95 % bootstrap "
                    "bands over the images.")
     if missing_curves:
-        st.warning(f"{len(missing_curves)} pixel-perturbation curve(s) are not computed yet ({n} images, about 15 s each).")
+        st.warning(f"{len(missing_curves)} pixel-perturbation curve(s) are not computed yet ({n} images: about "
+                   f"{PERTURBATION_SECONDS * n / 200:.0f} s each for a model of the shipped models' size on one CPU core).")
         if st.button(f"Compute {len(missing_curves)} curve(s)", key="lab.perturb.compute"):
             bar = st.progress(0.0, text="perturbing...")
             with readable_errors("The pixel-perturbation curves could not be computed"):
@@ -434,7 +449,7 @@ else:
                         bar.progress(min(1.0, (index + done / max(total, 1)) / len(missing_curves)),
                                      text=f"{name}: {done} of {total} images")
 
-                    cached_perturbation(judge, lab_data(dataset, judge.image_size), saliency_model=model,
+                    cached_perturbation(judge, lab_data(dataset, judge.image_size, n), saliency_model=model,
                                         fractions=perturbation_fractions(), constant=PERTURBATION["constant"],
                                         seed=PERTURBATION["seed"], progress=report)
                 forget_lookups()

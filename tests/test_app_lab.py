@@ -83,6 +83,9 @@ def _page() -> AppTest:
 def _no_exception(at: AppTest) -> None:
     assert not at.exception, [exception.value for exception in at.exception]
     assert not at.error, [error.value for error in at.error]
+    stray = [kind for kind in ("markdown", "code", "text") for element in at.get(kind)
+             if getattr(element, "value", None) == "None"]
+    assert not stray, f"a statement's value was written to the page (Streamlit magic): {stray}"
 
 
 def _texts(at: AppTest) -> str:
@@ -204,8 +207,8 @@ def test_a_fooled_model_is_shown_beside_its_original(lab: dict[str, Path]) -> No
     texts = _texts(at)
     assert "Pattern `text:HI`" in texts
     captions = [caption for element in at.get("image") for caption in element.captions]
-    assert any(c.startswith("original: tiny-relu-original") for c in captions), captions
-    assert any(c.startswith("fooled: tiny-relu-fooled") for c in captions), captions
+    assert "original: tiny-relu-original · val acc 50.0%" in captions, captions
+    assert "fooled: tiny-relu-fooled · val acc 50.0%" in captions, captions
 
 
 def test_without_a_fooled_model_the_page_gives_the_command() -> None:
@@ -256,7 +259,8 @@ def test_samples_gan_test_and_curves_are_computed_on_request_and_then_read_from_
     assert len(table.columns) == 4
     reference = table.loc["reference: the paper, CIFAR-100 (ResNet-18)"].tolist()
     assert reference == [f"{PAPER_GAN_TEST[name]:.2f} %" for name in LAB_REGULARIZERS]
-    assert all(value.endswith(" %") for value in table.iloc[0])
+    assert all(value.endswith(" %") for value in table.iloc[1])
+    assert table.loc["model"].tolist() == [f"tiny-softplus-{name.replace('_', '-')} (shipped)" for name in LAB_REGULARIZERS]
     figure = at.get("plotly_chart")[0].proto.spec
     assert "paper (CIFAR-100, 100 classes)" in figure and "GAN-test: judge accuracy" in figure
 
@@ -272,7 +276,7 @@ def test_samples_gan_test_and_curves_are_computed_on_request_and_then_read_from_
     assert len(charts) == 4  # GAN-test, density, own curves, judged curves
     specs = "\n".join(json.dumps(json.loads(spec), ensure_ascii=False) for spec in charts.values())
     for text in ("noise std σ (pixel units, log scale)", "mean f_y(x + η) − f_y(x)",
-                 "fraction of pixels removed (least salient first, log scale)", "accuracy of the baseline",
+                 "fraction of pixels removed, least salient first (log scale)", "accuracy of the baseline",
                  "tiny-softplus-score-matching (shipped)'s gradients", '"type": "log"'):
         assert text in specs, text
 
