@@ -329,11 +329,12 @@ def _refuse(done: int, total: int) -> None:
 
 def from_cache(compute: Any, *args: Any, **kwargs: Any) -> Any:
     """``compute(*args, **kwargs)`` (one of ``interpgrad.lab``'s ``cached_*`` functions) when its result is in the
-    disk cache, else None. A missing result stops at the computation's first progress report (one ascent step, one
-    noise level, one batch of images), so nothing is kept and little is spent; a cached GAN-test of cached samples is
-    only the judge's forward pass, which is done and kept."""
+    disk cache, else None. A missing result stops at the computation's first progress report, with batches of one
+    (the batch size is not part of a result's cache key): one ascent step of one sample, one noise level of one
+    image, one image's curve; so nothing is kept and little is spent. A GAN-test of cached samples is only the judge's
+    forward pass, which is done and kept."""
     try:
-        return compute(*args, progress=_refuse, **kwargs)
+        return compute(*args, progress=_refuse, batch_size=1, **kwargs)
     except NotCached:
         return None
 

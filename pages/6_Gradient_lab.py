@@ -22,8 +22,8 @@ from appkit.models import zoo
 from appkit.page import page_setup
 from appkit.widgets import readable_errors
 from interpgrad.data import SHAPE_CLASSES, prepare_image
-from interpgrad.lab import (cached_class_samples, cached_density_profile, cached_perturbation, pattern_from_image,
-                            shape_pattern, smooth_random_pattern, text_pattern)
+from interpgrad.lab import (cached_class_samples, cached_density_profile, cached_perturbation, gradient_pattern_cosine,
+                            make_pattern, pattern_from_image, shape_pattern, smooth_random_pattern, text_pattern)
 from interpgrad.samples import sample_images
 
 page_setup("Gradient lab")
@@ -196,21 +196,25 @@ else:
             chosen = samples[sample_name]
             pattern_text = str(spec.get("pattern", "?"))
             st.markdown(f"Pattern `{pattern_text}`, scale s = {describe(spec.get('scale'))}, "
-                        f"λ = {describe(spec.get('lam'))}; the image is the one chosen above ({chosen.name}).")
+                        f"λ = {describe(spec.get('lam'))}; the image is the one chosen above ({chosen.name}); "
+                        "cos(∇ f, P) is the cosine between the map and the pattern (1: the pattern itself).")
             panels = st.columns(4)
             for column, (entry, model) in zip((0, 2), pair):
                 x = prepare_image(chosen.image, model.image_size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
                 with torch.no_grad():
                     probabilities = model.model(x)[0].softmax(0)
-                top = int(probabilities.argmax())
+                # the class the fine-tuning aligned: the image's label (as in training), else the prediction
+                top = (list(model.class_names).index(chosen.label) if chosen.label in model.class_names
+                       else int(probabilities.argmax()))
                 gradient = interpgrad.input_gradient(model.model, x, top)[0]
                 picture, largest = signed_map_image(gradient)
+                cosine = float(gradient_pattern_cosine(model.model, x, [top], make_pattern(pattern_text, model.image_size))[0])
                 accuracy = entry.metric("val_accuracy")
                 role = "original" if entry is original else "fooled"
                 accuracy_text = f"val acc {accuracy:.1%}" if accuracy is not None else "val acc not recorded"
                 panels[column].image(pixel_image(x[0]), width=PANEL, caption=f"{role}: {entry.name} · {accuracy_text}")
                 panels[column + 1].image(picture, width=PANEL, caption=(
-                    f"∇ f_{model.class_names[top]}(x) · p {float(probabilities[top]):.3f} · |max| {largest:.3g}"))
+                    f"∇ f_{model.class_names[top]}(x) · p {float(probabilities[top]):.3f} · cos(∇ f, P) {cosine:.2f}"))
 
 # --- 3. The generative view -------------------------------------------------------------------------------------------
 st.header("3. The generative view", anchor="generative-view")

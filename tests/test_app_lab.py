@@ -199,6 +199,10 @@ def test_a_bad_pattern_gets_a_readable_message() -> None:
     at.run()
     assert not at.exception
     assert any("Upload an image" in info.value for info in at.info)
+    at.file_uploader(key="lab.arbitrary.upload").set_value(("notes.png", b"not an image at all", "image/png"))
+    at.run()
+    assert not at.exception
+    assert any("notes.png cannot be used" in error.value for error in at.error), [e.value for e in at.error]
 
 
 def test_a_fooled_model_is_shown_beside_its_original(lab: dict[str, Path]) -> None:
@@ -207,6 +211,7 @@ def test_a_fooled_model_is_shown_beside_its_original(lab: dict[str, Path]) -> No
     texts = _texts(at)
     assert "Pattern `text:HI`" in texts
     captions = [caption for element in at.get("image") for caption in element.captions]
+    assert sum("cos(∇ f, P)" in caption for caption in captions) == 2, captions
     assert "original: tiny-relu-original · val acc 50.0%" in captions, captions
     assert "fooled: tiny-relu-fooled · val acc 50.0%" in captions, captions
 
