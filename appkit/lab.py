@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import interpgrad
+from interpgrad.lab.sampling import DEFAULT_KEEP
 from interpgrad.zoo import ModelEntry
 
 __all__ = ["PAPER_GAN_TEST", "TinyBackward", "fooled_entries", "judge_entries", "softplus_entries", "tiny_backward",
@@ -308,7 +309,7 @@ def fooled_original(fooled: ModelEntry, entries: Sequence[ModelEntry]) -> ModelE
 # The settings the page measures with: the command line's defaults (``python -m interpgrad lab ...``), so that what
 # `--cache auto` computed for a checkpoint is what the page opens on.
 SAMPLING = {"per_class": 1, "steps": 500, "lr": 0.1, "wd": 0.01, "noise": 0.0, "seed": 0}
-KEEP = (0, 10, 25, 50, 100, 200, 300, 400, 500)
+KEEP = tuple(DEFAULT_KEEP)
 RESAMPLES = 2000
 DATA = {"split": "val", "n": 200}
 DENSITY = {"noise_samples": 4, "seed": 0, "clamp": False}

@@ -306,3 +306,32 @@ def test_lab_sections_need_no_judge_and_no_baseline(folders: dict[str, Path]) ->
     # the shipped ReLU starter models have the same classes but another input size (32 px): no judge
     assert any("No judge is available" in info.value for info in at.info)
     assert any("needs the Softplus baseline" in info.value for info in at.info)
+
+
+def test_the_page_opens_on_what_the_command_line_cached(folders: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+    """`python -m interpgrad lab ... --cache auto` with its defaults (but fewer steps and images, set on the page too)
+    fills the cache the page reads: samples, GAN-test, density profiles and both kinds of perturbation curves show
+    at once, and nothing asks to be computed."""
+    from interpgrad.cli import main
+
+    made = lab_checkpoints(folders["checkpoints"], regularizers=("none", "score_matching"), fooled=False)
+    generators = [str(made["tiny-softplus-none"]), str(made["tiny-softplus-score-matching"])]
+    models = [argument for path in generators for argument in ("--checkpoint", path)]
+    common = ["--cache", "auto", "--no-progress", "--out"]
+    out = folders["run"] / "lab"
+    assert main(["lab", "gan-test", *models, "--judge", str(made["tiny-mobilenetv2-judge"]), "--steps", "20",
+                 *common, str(out / "gan")]) == 0
+    assert main(["lab", "density", *models, "--n", "12", *common, str(out / "density")]) == 0
+    assert main(["lab", "perturb", *models, "--n", "12", *common, str(out / "own")]) == 0
+    assert main(["lab", "perturb", *models, "--judge", generators[0], "--n", "12", *common, str(out / "judged")]) == 0
+    capsys.readouterr()
+
+    at = _page()
+    assert not any("No density-ratio profile yet" in w.value or "not computed yet" in w.value for w in at.warning)
+    at.number_input(key="lab.samples.steps").set_value(20)
+    at.run()
+    _no_exception(at)
+    assert not at.warning, [warning.value for warning in at.warning]
+    assert any("Samples at step 20 of 20" in caption.value for caption in at.caption)
+    assert len(at.get("plotly_chart")) == 4
+    assert _frame(at, "reference: the paper, CIFAR-100 (ResNet-18)").shape == (4, 2)
