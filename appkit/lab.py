@@ -357,16 +357,20 @@ def dataset_of(entry: ModelEntry) -> str:
     return str(entry.section("training").get("dataset") or entry.section("data").get("name") or "shapes")
 
 
-def train_commands() -> str:
+JUDGE_COMMAND = ("python -m interpgrad train --preset shapes-cpu --arch mobilenet_v2 --width 0.5 --regularizer none "
+                 "--out runs/shapes-mobilenetv2-baseline")
+
+
+def train_commands(judge: bool = True) -> str:
     """The commands that train the Softplus models of the lab on shapes (the Srinivas & Fleuret setting: Softplus(10),
-    inputs in [0, 1]) and a judge of another architecture."""
+    inputs in [0, 1]) and, with ``judge``, a judge of another architecture."""
     base = "python -m interpgrad train --preset shapes-cpu --activation softplus --normalize false"
     return "\n".join([
         f"{base} --regularizer none --out runs/shapes-resnet18-softplus-baseline",
         f"{base} --regularizer score_matching --out runs/shapes-resnet18-score-matching",
         f"{base} --regularizer anti_score_matching --out runs/shapes-resnet18-anti-score-matching",
         f"{base} --regularizer gradient_norm --out runs/shapes-resnet18-gradient-norm",
-        "python -m interpgrad train --preset shapes-cpu --arch mobilenet_v2 --out runs/shapes-mobilenetv2-baseline",
+        *([JUDGE_COMMAND] if judge else []),
     ])
 
 

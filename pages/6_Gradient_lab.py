@@ -11,8 +11,8 @@ import torch
 
 import interpgrad
 from appkit.images import UPLOAD_EXTENSIONS, read_upload
-from appkit.lab import (DATA, DENSITY, DENSITY_SECONDS, KEEP, PANEL, PAPER_GAN_TEST, PATTERN_LABELS, PERTURBATION,
-                        PERTURBATION_SECONDS, SAMPLING, SCALES, SECONDS_PER_STEP, TINY_CLASSES, TINY_SIZES,
+from appkit.lab import (DATA, DENSITY, DENSITY_SECONDS, JUDGE_COMMAND, KEEP, PANEL, PAPER_GAN_TEST, PATTERN_LABELS,
+                        PERTURBATION, PERTURBATION_SECONDS, SAMPLING, SCALES, SECONDS_PER_STEP, TINY_CLASSES, TINY_SIZES,
                         arbitrary_demo, cached_curves, cached_density, cached_gan, cached_samples, curves_figure,
                         dataset_of, describe, fool_command, fooled_entries, fooled_original, forget_lookups,
                         gan_test_figure, gan_test_table, heat_table, judge_entries, lab_data, lab_dir_stamp,
@@ -176,7 +176,7 @@ else:
     if not fooled:
         st.info("No fooled model is available yet: fine-tune one with the command below (a training run that appears "
                 "among the models after its first epoch), then reopen this page.")
-        st.code(fool_command(by_key.get(default_key)), language="bash")
+        st.code(fool_command(by_key.get(default_key)), language="bash", wrap_lines=True)
     else:
         fooled_by_key = {entry.key: entry for entry in fooled}
         fooled_key = st.selectbox("Fooled model", list(fooled_by_key), key="lab.fooled.model",
@@ -232,10 +232,11 @@ st.latex(r"x_0 \sim \mathcal{N}(0.5,\, 0.2^2 I)\ \text{clamped to } [0, 1], \qqu
          r"\qquad \eta = 0.1,\ \lambda_{wd} = 0.01")
 generators = softplus_entries(entries)
 if not generators:
+    need_judge = not judge_entries(entries, [])
     st.info("No Softplus model is available, so there is nothing to sample from yet. The lab's models are trained on "
             "shapes with these commands (a few minutes each on 2 CPU cores; they appear among the models after "
-            "their first epoch), the last one an independent judge for the GAN-test:")
-    st.code(train_commands(), language="bash")
+            "their first epoch)" + (", the last one an independent judge for the GAN-test:" if need_judge else ":"))
+    st.code(train_commands(judge=need_judge), language="bash", wrap_lines=True)
 else:
     by_generator = {entry.key: entry for entry in generators}
     picked = st.multiselect("Softplus models (rows)", list(by_generator), default=list(by_generator)[:6],
@@ -321,7 +322,7 @@ else:
     if not judges:
         st.info("No judge is available: the GAN-test needs an independent classifier with the same classes. Train one "
                 "(another architecture, no regularizer):")
-        st.code(train_commands().splitlines()[-1], language="bash")
+        st.code(JUDGE_COMMAND, language="bash", wrap_lines=True)
     elif results:
         judges_by_key = {entry.key: entry for entry in judges}
         judge_key = st.selectbox("Judge", list(judges_by_key), key="lab.gan.judge",
