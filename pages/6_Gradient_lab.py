@@ -323,7 +323,9 @@ else:
         st.info("No judge is available: the GAN-test needs an independent classifier with the same classes. Train one "
                 "(another architecture, no regularizer):")
         st.code(JUDGE_COMMAND, language="bash", wrap_lines=True)
-    elif results:
+    elif not results:
+        st.info("The GAN-test scores the class samples above: choose models and compute their samples first.")
+    else:
         judges_by_key = {entry.key: entry for entry in judges}
         judge_key = st.selectbox("Judge", list(judges_by_key), key="lab.gan.judge",
                                  format_func=lambda key: judges_by_key[key].label)
@@ -360,7 +362,7 @@ st.latex(r"r(\sigma) = \mathbb{E}_{x,\;\eta \sim \mathcal{N}(0, \sigma^2 I)}\big
 if not generators:
     st.info("No Softplus model is available: train the lab's models first (the commands in section 3).")
 else:
-    dataset = dataset_of(generators[0])
+    dataset = dataset_of(chosen_generators[0] if chosen_generators else generators[0])
     n, split = DATA["n"], DATA["split"]
     with st.expander("Measurement settings (the command line's defaults: what its --cache auto fills and the page "
                      "opens on)"):
@@ -391,6 +393,8 @@ else:
                     missing_curves.append((baseline, entry))
                 else:
                     judged[f"{entry.short_label}'s gradients"] = found
+    if not chosen_generators:
+        st.info("Choose Softplus models in section 3 to measure them here.")
     if profiles:
         shown = {label: profile.table[profile.table["std"] > 0] for label, profile in profiles.items()}
         st.plotly_chart(curves_figure(shown, "std", "mean", "noise std σ (pixel units, log scale)",

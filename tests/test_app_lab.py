@@ -337,3 +337,14 @@ def test_the_page_opens_on_what_the_command_line_cached(folders: dict[str, Path]
     assert any("Samples at step 20 of 20" in caption.value for caption in at.caption)
     assert len(at.get("plotly_chart")) == 4
     assert _frame(at, "reference: the paper, CIFAR-100 (ResNet-18)").shape == (4, 2)
+
+
+def test_with_no_model_chosen_the_sections_say_so(lab: dict[str, Path]) -> None:
+    at = _page()
+    at.multiselect(key="lab.samples.models").set_value([])
+    at.run()
+    _no_exception(at)
+    infos = [info.value for info in at.info]
+    assert any("choose models and compute their samples first" in info for info in infos), infos
+    assert any("Choose Softplus models in section 3" in info for info in infos), infos
+    assert not at.get("plotly_chart")
