@@ -322,7 +322,26 @@ class NoRegularizer(Regularizer):
         return LossParts(classification, classification, torch.zeros_like(classification))
 
 
-class GuidedAlignment(Regularizer):
+class _BatchNormModes(Regularizer):
+    """A regularizer whose input-gradient pass treats training-mode batch norm as its ``batchnorm`` parameter says:
+    ``batch`` (the batch statistics, as written: rows mix), ``per_sample`` (the batch statistics held constant in the
+    gradient pass: row i is image i's own gradient) or ``running`` (the running statistics, as at inference)."""
+
+    batchnorm: str
+
+    def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, measure_alignment: bool = False) -> Forward:
+        """With ``batchnorm="running"`` and batch norms in training mode: a plain training forward pass for L_C (it
+        updates the running statistics) and a second one with the running statistics for the input gradients."""
+        if self.batchnorm == "batch" or not _has_training_batch_norm(model):
+            return super().forward(model, x, y, measure_alignment)
+        if self.batchnorm == "per_sample":
+            return run_forward(model, x, y, self.cheap_double_backward, batchnorm="per_sample")
+        training = run_forward(model, x, y, hooks=False, input_gradients=False)
+        training.gradient_pass = run_forward(unwrap_model(model), x, y, self.cheap_double_backward, batchnorm="running")
+        return training
+
+
+class GuidedAlignment(_BatchNormModes):
     """Interpretable gradients (Torres Figueroa et al., VISAPP 2024):
 
         L = L_C + lam * (1/n) sum_i E( dL_C/dx_i , sg(d_G L_C/dx_i) )
@@ -374,17 +393,6 @@ class GuidedAlignment(Regularizer):
     presets: ClassVar[dict[str, dict[str, object]]] = {
         "paper": {"lam": 7.5e-3, "error": "cosine", "batchnorm": "batch", "gradient_of": "loss"},
     }
-
-    def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, measure_alignment: bool = False) -> Forward:
-        """With ``batchnorm="running"`` and batch norms in training mode: a plain training forward pass for L_C (it
-        updates the running statistics) and a second one with the running statistics for the input gradients."""
-        if self.batchnorm == "batch" or not _has_training_batch_norm(model):
-            return super().forward(model, x, y, measure_alignment)
-        if self.batchnorm == "per_sample":
-            return run_forward(model, x, y, self.cheap_double_backward, batchnorm="per_sample")
-        training = run_forward(model, x, y, hooks=False, input_gradients=False)
-        training.gradient_pass = run_forward(unwrap_model(model), x, y, self.cheap_double_backward, batchnorm="running")
-        return training
 
     def input_gradients(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(standard, guided) input gradients as this regularizer sees them on the batch (its ``batchnorm`` and
@@ -480,7 +488,7 @@ class AntiScoreMatching(Regularizer):
         return LossParts(classification + self.lam * regularization, classification, regularization, extras=extras)
 
 
-class GradientPattern(Regularizer):
+class GradientPattern(_BatchNormModes):
     """Gradients are arbitrary (Srinivas & Fleuret 2021, section 3), shown by fine-tuning: the target logit's input
     gradient is trained to show a chosen pattern P while the cross-entropy keeps the classifier:
 
@@ -529,17 +537,6 @@ class GradientPattern(Regularizer):
                 pattern = pattern / pattern.norm()
             self._patterns[key] = (self.scale * pattern).unsqueeze(0).to(like.device, like.dtype)
         return self._patterns[key]
-
-    def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, measure_alignment: bool = False) -> Forward:
-        """As ``guided``'s: with ``batchnorm`` other than ``batch`` and batch norms in training mode, the gradient pass
-        holds the batch statistics constant (``per_sample``) or uses the running ones (``running``)."""
-        if self.batchnorm == "batch" or not _has_training_batch_norm(model):
-            return super().forward(model, x, y, measure_alignment)
-        if self.batchnorm == "per_sample":
-            return run_forward(model, x, y, self.cheap_double_backward, batchnorm="per_sample")
-        training = run_forward(model, x, y, hooks=False, input_gradients=False)
-        training.gradient_pass = run_forward(unwrap_model(model), x, y, self.cheap_double_backward, batchnorm="running")
-        return training
 
     def loss(self, model: nn.Module, forward: Forward, y: torch.Tensor) -> LossParts:
         _, gradient = (forward.gradient_pass or forward).logit_gradient(y)
