@@ -71,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results", default=None, help="folder of the tables (default studies/regularizer/results)")
     parser.add_argument("--skip-train", action="store_true", help="only measure the runs that are finished")
     parser.add_argument("--skip-eval", action="store_true", help="no evaluation run (tables without its metrics)")
+    parser.add_argument("--eval-models", default=None,
+                        help="evaluate only these runs (comma-separated names) of those no evaluation holds yet "
+                        "(default: every finished seed-0 run); the group's control is always evaluated with them")
     args = parser.parse_args(argv)
     args.epochs = args.epochs or (12 if args.scratch else FINE_TUNE[args.dataset]["epochs"])
     args.n_train = args.n_train or (10000 if args.scratch else FINE_TUNE[args.dataset]["n_train"])
@@ -275,7 +278,8 @@ def run_evaluations(configs: list[dict], args: argparse.Namespace) -> None:
         done = {name for folder in evaluation_folders(args) for name in evaluated_names(folder)}
         ready = [c["name"] for c in configs if (c["dataset"], c["scratch"]) == (dataset, scratch) and c["seed"] == 0
                  and state(args.runs / c["name"]) == "finished"]
-        new = [name for name in ready if name not in done and name != control]
+        new = [name for name in ready if name not in done and name != control
+               and (args.eval_models is None or name in args.eval_models.split(","))]
         if dataset == "shapes" and not scratch and START_NAME not in done:
             new.insert(0, START_NAME)
         if control not in ready or not new:
