@@ -99,6 +99,10 @@ def _add_fool(parser: argparse.ArgumentParser) -> None:
                                                     "logit-gradient norm)")
     parser.add_argument("--epochs", type=int, default=3, help="default 3")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    parser.add_argument("--batchnorm", default="per_sample", choices=("per_sample", "running", "batch"),
+                        help="how the gradient pass treats training-mode batch norm (default per_sample: the batch "
+                        "statistics held constant; running trains the running-statistics network the cross-entropy "
+                        "does not, and the accuracy falls)")
     parser.add_argument("--batch-size", type=int, default=64, help="default 64")
     parser.add_argument("--n-train", type=int, help="training images (default: the dataset's)")
     parser.add_argument("--n-val", type=int, help="validation images (default: the dataset's)")
@@ -365,7 +369,8 @@ def _run_fool(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     weights = fool(args.checkpoints[0], args.pattern, args.out, resume=args.resume, progress=args.progress,
                    lam=args.lam, scale=args.scale, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                   n_train=args.n_train, n_val=args.n_val, device=args.device, seed=args.seed)
+                   n_train=args.n_train, n_val=args.n_val, device=args.device, seed=args.seed,
+                   batchnorm=args.batchnorm)
     original, fooled = load_lab_model(args.checkpoints[0]), load_lab_model(weights)
     training = original.metadata.get("training") or {}
     data = lab_images(training.get("dataset") or "shapes", args.n, "val", original.image_size, training.get("data_root"))
