@@ -177,6 +177,15 @@ def describe(value: Any) -> str:
     return "—" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def keep_valid(key: str, options: Sequence[Any]) -> None:
+    """Before a single-choice widget is drawn: forget its kept value when it no longer offers it (a deleted model,
+    ascent steps of other settings)."""
+    import streamlit as st
+
+    if key in st.session_state and st.session_state[key] not in list(options):
+        del st.session_state[key]
+
+
 # --- Tables and maps --------------------------------------------------------------------------------------------------
 
 def heat_table(rows: dict[str, Sequence[float]], columns: Sequence[str], digits: int = 2) -> Any:

@@ -15,12 +15,12 @@ from appkit.lab import (DATA, DENSITY, DENSITY_SECONDS, JUDGE_COMMAND, KEEP, PAN
                         PERTURBATION, PERTURBATION_SECONDS, SAMPLING, SCALES, SECONDS_PER_STEP, TINY_CLASSES, TINY_SIZES,
                         arbitrary_demo, cached_curves, cached_density, cached_gan, cached_samples, curves_figure,
                         dataset_of, describe, fool_command, fooled_entries, fooled_original, forget_lookups,
-                        gan_test_figure, gan_test_table, heat_table, judge_entries, lab_data, lab_dir_stamp,
+                        gan_test_figure, gan_test_table, heat_table, judge_entries, keep_valid, lab_data, lab_dir_stamp,
                         lab_model, pattern_spec, perturbation_fractions, pixel_image, regularizer_label, relu_table,
                        signed_map_image, softplus_entries, tiny_backward, tiny_input, tiny_network, train_commands)
 from appkit.models import zoo
 from appkit.page import page_setup
-from appkit.widgets import readable_errors
+from appkit.widgets import drop_missing_choices, readable_errors
 from interpgrad.data import SHAPE_CLASSES, prepare_image
 from interpgrad.lab import (cached_class_samples, cached_density_profile, cached_perturbation, gradient_pattern_cosine,
                             make_pattern, pattern_from_image, shape_pattern, smooth_random_pattern, text_pattern)
@@ -49,12 +49,12 @@ st.latex(r"\text{standard: } \frac{\partial f}{\partial u} = \mathbb{1}[u > 0]\,
          r"\qquad\text{guided: } \frac{\partial_G f}{\partial u} = \mathbb{1}[u > 0]\,\max(\delta, 0)"
          r"\qquad \delta = \frac{\partial f}{\partial v},\; v = \max(u, 0)")
 controls = st.columns(4)
-network_seed = controls[0].number_input("Network seed", min_value=0, max_value=999, value=2, step=1, key="lab.tiny.network",
+network_seed = controls[0].number_input("Network seed", min_value=0, max_value=999, value=2, step=1, key="lab.tiny.network", persist_state="session",
                                         help="the seed of the tiny network's weights")
-input_seed = controls[1].slider("Input seed", 0, 49, 0, key="lab.tiny.input", help="the seed of the input vector x")
-input_scale = controls[2].slider("Input scale", 0.1, 5.0, 1.0, 0.1, key="lab.tiny.scale",
+input_seed = controls[1].slider("Input seed", 0, 49, 0, key="lab.tiny.input", persist_state="session", help="the seed of the input vector x")
+input_scale = controls[2].slider("Input scale", 0.1, 5.0, 1.0, 0.1, key="lab.tiny.scale", persist_state="session",
                                  help="x is this times a standard normal vector; the biases make the masks change with it")
-target_choice = controls[3].selectbox("Target logit", ["predicted", *TINY_CLASSES], key="lab.tiny.target")
+target_choice = controls[3].selectbox("Target logit", ["predicted", *TINY_CLASSES], key="lab.tiny.target", persist_state="session")
 with readable_errors("The tiny network could not be computed"):
     tiny = tiny_backward(tiny_network(int(network_seed)), tiny_input(int(input_seed), float(input_scale)),
                          None if target_choice == "predicted" else TINY_CLASSES.index(target_choice))
@@ -97,13 +97,14 @@ else:
     default_key = next((key for key in by_key if key == "shipped/shapes-resnet18-baseline"),
                        next((key for key in by_key if key.startswith("shipped/")), next(iter(by_key))))
     top = st.columns([2, 2])
-    model_key = top[0].selectbox("Model", list(by_key), index=list(by_key).index(default_key), key="lab.arbitrary.model",
+    keep_valid("lab.arbitrary.model", list(by_key))
+    model_key = top[0].selectbox("Model", list(by_key), index=list(by_key).index(default_key), key="lab.arbitrary.model", persist_state="session",
                                  format_func=lambda key: by_key[key].label)
     samples = {sample.name: sample for sample in sample_images()}
     sample_name = top[1].selectbox("Image", list(samples), index=list(samples).index("shapes: star #1")
-                                   if "shapes: star #1" in samples else 0, key="lab.arbitrary.image")
+                                   if "shapes: star #1" in samples else 0, key="lab.arbitrary.image", persist_state="session")
     pick = st.columns([1, 2, 1])
-    kind = pick[0].radio("Pattern P", list(PATTERN_LABELS), format_func=PATTERN_LABELS.get, key="lab.arbitrary.kind")
+    kind = pick[0].radio("Pattern P", list(PATTERN_LABELS), format_func=PATTERN_LABELS.get, key="lab.arbitrary.kind", persist_state="session")
     size, lab = 32, None
     with readable_errors("The model could not be loaded"):
         lab = lab_model(by_key[model_key])
@@ -111,13 +112,13 @@ else:
     pattern = None
     with readable_errors("The pattern cannot be used"):
         if kind == "text":
-            text = pick[1].text_input("Text", value="HI", max_chars=12, key="lab.arbitrary.text")
+            text = pick[1].text_input("Text", value="HI", max_chars=12, key="lab.arbitrary.text", persist_state="session")
             pattern = text_pattern(text, size)
         elif kind == "shape":
-            shape = pick[1].selectbox("Shape", SHAPE_CLASSES, index=SHAPE_CLASSES.index("heart"), key="lab.arbitrary.shape")
+            shape = pick[1].selectbox("Shape", SHAPE_CLASSES, index=SHAPE_CLASSES.index("heart"), key="lab.arbitrary.shape", persist_state="session")
             pattern = shape_pattern(shape, size)
         elif kind == "smooth":
-            seed = pick[1].number_input("Seed", min_value=0, max_value=10_000, value=0, step=1, key="lab.arbitrary.seed")
+            seed = pick[1].number_input("Seed", min_value=0, max_value=10_000, value=0, step=1, key="lab.arbitrary.seed", persist_state="session")
             pattern = smooth_random_pattern(int(seed), size)
         else:
             upload = pick[1].file_uploader("An image (PNG, JPEG, TIFF, BMP, WebP)", type=UPLOAD_EXTENSIONS,
@@ -130,7 +131,7 @@ else:
                     st.error(problem)
                 else:
                     pattern = pattern_from_image(sample.image, size)
-    scale = pick[2].select_slider("Scale s", options=SCALES, value=100.0, key="lab.arbitrary.scale",
+    scale = pick[2].select_slider("Scale s", options=SCALES, value=100.0, key="lab.arbitrary.scale", persist_state="session",
                                   format_func=lambda value: f"{value:g}",
                                   help="the norm of the pattern added to every logit gradient (P has unit norm)")
     if pattern is not None and lab is not None:
@@ -179,7 +180,8 @@ else:
         st.code(fool_command(by_key.get(default_key)), language="bash", wrap_lines=True)
     else:
         fooled_by_key = {entry.key: entry for entry in fooled}
-        fooled_key = st.selectbox("Fooled model", list(fooled_by_key), key="lab.fooled.model",
+        keep_valid("lab.fooled.model", list(fooled_by_key))
+        fooled_key = st.selectbox("Fooled model", list(fooled_by_key), key="lab.fooled.model", persist_state="session",
                                   format_func=lambda key: fooled_by_key[key].label)
         chosen_fooled = fooled_by_key[fooled_key]
         original = fooled_original(chosen_fooled, entries)
@@ -188,7 +190,8 @@ else:
             st.warning(f"The model {chosen_fooled.name} was fine-tuned from is not among the models; pick one to "
                        "compare it with.")
             same = [entry.key for entry in entries if entry.arch == chosen_fooled.arch and entry.key != fooled_key]
-            original_key = st.selectbox("Compare with", same or list(by_key), key="lab.fooled.original",
+            keep_valid("lab.fooled.original", same or list(by_key))
+            original_key = st.selectbox("Compare with", same or list(by_key), key="lab.fooled.original", persist_state="session",
                                         format_func=lambda key: by_key[key].label)
             original = by_key[original_key]
         with readable_errors("The fooled model could not be shown"):
@@ -239,21 +242,22 @@ if not generators:
     st.code(train_commands(judge=need_judge), language="bash", wrap_lines=True)
 else:
     by_generator = {entry.key: entry for entry in generators}
+    drop_missing_choices("lab.samples.models", list(by_generator))
     picked = st.multiselect("Softplus models (rows)", list(by_generator), default=list(by_generator)[:6],
-                            key="lab.samples.models", format_func=lambda key: by_generator[key].label)
+                            key="lab.samples.models", persist_state="session", format_func=lambda key: by_generator[key].label)
     settings = dict(SAMPLING)
     with st.expander("Sampler settings (the command line's defaults: what its --cache auto fills and the page opens on)"):
         knobs = st.columns(4)
         settings["steps"] = int(knobs[0].number_input("steps", min_value=1, max_value=2000, value=SAMPLING["steps"],
-                                                      step=50, key="lab.samples.steps"))
+                                                      step=50, key="lab.samples.steps", persist_state="session"))
         settings["per_class"] = int(knobs[1].number_input("samples per class", min_value=1, max_value=10,
-                                                          value=SAMPLING["per_class"], key="lab.samples.per_class"))
+                                                          value=SAMPLING["per_class"], key="lab.samples.per_class", persist_state="session"))
         settings["noise"] = float(knobs[2].select_slider("Langevin noise", options=[0.0, 0.01, 0.1, 1.0],
-                                                         value=SAMPLING["noise"], key="lab.samples.noise",
+                                                         value=SAMPLING["noise"], key="lab.samples.noise", persist_state="session",
                                                          help="0: the paper's sampler (projected gradient ascent); "
                                                               "1: unadjusted Langevin dynamics"))
         settings["seed"] = int(knobs[3].number_input("seed", min_value=0, max_value=10_000, value=SAMPLING["seed"],
-                                                     key="lab.samples.seed"))
+                                                     key="lab.samples.seed", persist_state="session"))
     chosen_generators = [by_generator[key] for key in picked]
     results: dict[str, object] = {}
     missing = []
@@ -285,7 +289,8 @@ else:
                 st.rerun()
     if results:
         kept = sorted(set.intersection(*(set(result.steps) for result in results.values())))
-        step = st.select_slider("Ascent step", options=kept, value=kept[-1], key="lab.samples.step",
+        keep_valid("lab.samples.step", kept)
+        step = st.select_slider("Ascent step", options=kept, value=kept[-1], key="lab.samples.step", persist_state="session",
                                 help="the kept steps of the trajectory: step 0 is the noise it starts from")
         class_names = list(lab_model(chosen_generators[0]).class_names)
         replicate = 0
@@ -327,7 +332,8 @@ else:
         st.info("The GAN-test scores the class samples above: choose models and compute their samples first.")
     else:
         judges_by_key = {entry.key: entry for entry in judges}
-        judge_key = st.selectbox("Judge", list(judges_by_key), key="lab.gan.judge",
+        keep_valid("lab.gan.judge", list(judges_by_key))
+        judge_key = st.selectbox("Judge", list(judges_by_key), key="lab.gan.judge", persist_state="session",
                                  format_func=lambda key: judges_by_key[key].label)
         rows = []
         with readable_errors("The GAN-test could not be computed"):
@@ -367,7 +373,7 @@ else:
     with st.expander("Measurement settings (the command line's defaults: what its --cache auto fills and the page "
                      "opens on)"):
         n = int(st.number_input(f"images (the first N of the {split} split of {dataset})", min_value=2,
-                                max_value=10_000, value=DATA["n"], step=50, key="lab.data.n"))
+                                max_value=10_000, value=DATA["n"], step=50, key="lab.data.n", persist_state="session"))
     chosen_generators = [entry for entry in chosen_generators if dataset_of(entry) == dataset]
     profiles, curves, judged = {}, {}, {}
     missing_density, missing_curves = [], []

@@ -259,6 +259,16 @@ def test_samples_gan_test_and_curves_are_computed_on_request_and_then_read_from_
     at.run()
     _no_exception(at)
     assert any("Samples at step 10 of 20" in caption.value for caption in at.caption)
+    at.number_input(key="lab.samples.steps").set_value(5)  # other settings: step 10 is not kept there
+    at.run()
+    at.button(key="lab.samples.compute").click()
+    at.run()
+    _no_exception(at)
+    assert list(at.select_slider(key="lab.samples.step").options) == ["0", "5"]
+    at.number_input(key="lab.samples.steps").set_value(20)  # back: read from the cache, no button
+    at.run()
+    _no_exception(at)
+    assert at.select_slider(key="lab.samples.step").value == 20
 
     # the GAN-test, judged by the MobileNet-V2, the paper's numbers in the reference row
     assert at.selectbox(key="lab.gan.judge").value == "shipped/tiny-mobilenetv2-judge"
