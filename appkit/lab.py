@@ -15,8 +15,15 @@ import interpgrad
 from interpgrad.lab.sampling import DEFAULT_KEEP
 from interpgrad.zoo import ModelEntry
 
-__all__ = ["PAPER_GAN_TEST", "TinyBackward", "fooled_entries", "judge_entries", "softplus_entries", "tiny_backward",
-           "tiny_network"]
+__all__ = ["DATA", "DEFAULT_JUDGE", "DENSITY", "DENSITY_SECONDS", "FOOLED_REGULARIZERS", "JUDGE_COMMAND", "KEEP",
+           "PANEL", "PAPER_GAN_TEST", "PATTERN_LABELS", "PERTURBATION", "PERTURBATION_SECONDS", "RESAMPLES",
+           "SAMPLING", "SCALES", "SECONDS_PER_STEP", "TINY_CLASSES", "TINY_SIZES", "ArbitraryDemo", "NotCached", "ReluLayer",
+           "TinyBackward", "activation", "arbitrary_demo", "cached_curves", "cached_density", "cached_gan",
+           "cached_samples", "curves_figure", "dataset_of", "describe", "fool_command", "fooled_entries",
+           "fooled_original", "forget_lookups", "from_cache", "gan_test_figure", "gan_test_table", "heat_table",
+           "input_size", "judge_entries", "keep_valid", "lab_data", "lab_dir_stamp", "lab_model", "pattern_spec",
+           "perturbation_fractions", "pixel_image", "regularizer_label", "relu_table", "signed_map_image",
+           "softplus_entries", "tiny_backward", "tiny_input", "tiny_network", "train_commands"]
 
 # --- Section 1: a tiny network, its two backward rules spelled out ------------------------------------------------
 

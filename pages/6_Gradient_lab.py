@@ -12,12 +12,13 @@ import torch
 import interpgrad
 from appkit.images import UPLOAD_EXTENSIONS, read_upload
 from appkit.lab import (DATA, DENSITY, DENSITY_SECONDS, JUDGE_COMMAND, KEEP, PANEL, PAPER_GAN_TEST, PATTERN_LABELS,
-                        PERTURBATION, PERTURBATION_SECONDS, SAMPLING, SCALES, SECONDS_PER_STEP, TINY_CLASSES, TINY_SIZES,
-                        arbitrary_demo, cached_curves, cached_density, cached_gan, cached_samples, curves_figure,
-                        dataset_of, describe, fool_command, fooled_entries, fooled_original, forget_lookups,
-                        gan_test_figure, gan_test_table, heat_table, judge_entries, keep_valid, lab_data, lab_dir_stamp,
-                        lab_model, pattern_spec, perturbation_fractions, pixel_image, regularizer_label, relu_table,
-                       signed_map_image, softplus_entries, tiny_backward, tiny_input, tiny_network, train_commands)
+                        PERTURBATION, PERTURBATION_SECONDS, SAMPLING, SCALES, SECONDS_PER_STEP, TINY_CLASSES,
+                        TINY_SIZES, arbitrary_demo, cached_curves, cached_density, cached_gan, cached_samples,
+                        curves_figure, dataset_of, describe, fool_command, fooled_entries, fooled_original,
+                        forget_lookups, gan_test_figure, gan_test_table, heat_table, judge_entries, keep_valid,
+                        lab_data, lab_dir_stamp, lab_model, pattern_spec, perturbation_fractions, pixel_image,
+                        regularizer_label, relu_table, signed_map_image, softplus_entries, tiny_backward, tiny_input,
+                        tiny_network, train_commands)
 from appkit.models import zoo
 from appkit.page import page_setup
 from appkit.widgets import drop_missing_choices, readable_errors
