@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 import interpgrad
-from interpgrad.lab.sampling import DEFAULT_KEEP
 from interpgrad.zoo import ModelEntry
 
 __all__ = ["DATA", "DEFAULT_JUDGE", "DENSITY", "DENSITY_SECONDS", "FOOLED_REGULARIZERS", "JUDGE_COMMAND", "KEEP",
@@ -137,8 +136,10 @@ def input_size(entry: ModelEntry) -> Any:
 
 
 def softplus_entries(entries: Sequence[ModelEntry]) -> list[ModelEntry]:
-    """The usable models with Softplus activations (the Srinivas & Fleuret setting), shipped ones first."""
-    found = [entry for entry in entries if entry.usable and activation(entry) == "softplus"]
+    """The usable models with Softplus activations (the Srinivas & Fleuret setting), shipped ones first; models
+    fine-tuned to fool their gradients belong to section 2, not here."""
+    found = [entry for entry in entries if entry.usable and activation(entry) == "softplus"
+             and entry.regularizer not in FOOLED_REGULARIZERS]
     return sorted(found, key=lambda entry: (entry.source != "shipped", _regularizer_order(entry), entry.name))
 
 
@@ -322,14 +323,26 @@ def fooled_original(fooled: ModelEntry, entries: Sequence[ModelEntry]) -> ModelE
 
 # --- Sections 3 and 4: results from the lab's disk cache, computed on request ------------------------------------------
 
-# The settings the page measures with: the command line's defaults (``python -m interpgrad lab ...``), so that what
-# `--cache auto` computed for a checkpoint is what the page opens on.
-SAMPLING = {"per_class": 1, "steps": 500, "lr": 0.1, "wd": 0.01, "noise": 0.0, "seed": 0}
-KEEP = tuple(DEFAULT_KEEP)
-RESAMPLES = 2000
-DATA = {"split": "val", "n": 200}
-DENSITY = {"noise_samples": 4, "seed": 0, "clamp": False}
-PERTURBATION = {"points": 25, "constant": 0.5, "seed": 0}
+def command_line_defaults(subcommand: str) -> dict[str, Any]:
+    """The defaults of ``python -m interpgrad lab SUBCOMMAND`` (its parser's, read rather than copied)."""
+    import argparse
+
+    from interpgrad.cli.lab import SUBCOMMANDS
+
+    parser = argparse.ArgumentParser()
+    SUBCOMMANDS[subcommand][1](parser)
+    return vars(parser.parse_args([]))
+
+
+# The settings the page measures with: the command line's defaults, so that what `python -m interpgrad lab ...
+# --cache auto` computed for a checkpoint is what the page opens on.
+_GAN_TEST, _DENSITY, _PERTURB = (command_line_defaults(name) for name in ("gan-test", "density", "perturb"))
+SAMPLING = {name: _GAN_TEST[name] for name in ("per_class", "steps", "lr", "wd", "noise", "seed")}
+KEEP = tuple(int(step) for step in command_line_defaults("samples")["keep"].split(","))
+RESAMPLES = int(_GAN_TEST["resamples"])
+DATA = {"split": _DENSITY["split"], "n": int(_DENSITY["n"])}
+DENSITY = {name: _DENSITY[name] for name in ("noise_samples", "seed", "clamp")}
+PERTURBATION = {"points": int(_PERTURB["points"]), "constant": float(_PERTURB["constant"]), "seed": int(_PERTURB["seed"])}
 # Measured on ResNet-18 x0.25 at 32 px (the shipped models' size), 1 CPU thread: for the page's time estimates.
 SECONDS_PER_STEP = 0.09  # one ascent step of 10 samples (47 s for 500 steps)
 DENSITY_SECONDS = 43.0  # a density-ratio profile on 200 images (14 levels, 4 noise draws)

@@ -43,19 +43,18 @@ def _save(folder: Path, name: str, arch: str, activation: str, regularizer: dict
 def lab_checkpoints(folder: Path, regularizers: tuple[str, ...] = LAB_REGULARIZERS, judge: bool = True,
                     fooled: bool = True) -> dict[str, Path]:
     """Tiny models for the lab in ``folder`` (a checkpoints folder): Softplus ResNet-18s (width 0.125, 16 px, random
-    weights) named after their regularizer, a MobileNet-V2 judge, and a ReLU model fine-tuned "to show a pattern"
-    (its metadata says so, with the init checkpoint's path and sha256, as the trainer writes it)."""
+    weights) named after their regularizer, a MobileNet-V2 judge, and the Softplus baseline "fine-tuned to show a
+    pattern" (its metadata says so, with the init checkpoint's path and sha256, as the trainer writes it)."""
     made = {}
     for seed, regularizer in enumerate(regularizers):
         name = f"tiny-softplus-{regularizer.replace('_', '-')}"
         made[name] = _save(folder, name, "resnet18", "softplus", {"name": regularizer, "params": {}}, seed)
     if judge:
         made["tiny-mobilenetv2-judge"] = _save(folder, "tiny-mobilenetv2-judge", "mobilenet_v2", "relu", {}, 10)
-    if fooled:
-        original = _save(folder, "tiny-relu-original", "resnet18", "relu", {"name": "none", "params": {}}, 11)
-        made["tiny-relu-original"] = original
-        made["tiny-relu-fooled"] = _save(
-            folder, "tiny-relu-fooled", "resnet18", "relu",
+    if fooled:  # as the shipped one: the Softplus baseline fine-tuned with the gradient_pattern regularizer
+        original = made["tiny-softplus-none"]
+        made["tiny-softplus-fooled"] = _save(
+            folder, "tiny-softplus-fooled", "resnet18", "softplus",
             {"name": "gradient_pattern", "params": {"lam": 1.0, "pattern": "text:HI", "scale": 2.0}}, 12,
             init={"path": str(original.resolve()), "sha256": file_sha256(original)})
     return made
@@ -212,8 +211,11 @@ def test_a_fooled_model_is_shown_beside_its_original(lab: dict[str, Path]) -> No
     assert "Pattern `text:HI`" in texts
     captions = [caption for element in at.get("image") for caption in element.captions]
     assert sum("cos(∇ f, P)" in caption for caption in captions) == 2, captions
-    assert "original: tiny-relu-original · val acc 50.0%" in captions, captions
-    assert "fooled: tiny-relu-fooled · val acc 50.0%" in captions, captions
+    assert "original: tiny-softplus-none · val acc 50.0%" in captions, captions
+    assert "fooled: tiny-softplus-fooled · val acc 50.0%" in captions, captions
+    # a fooled model is not one of the generative view's models (nor a judge)
+    options = at.multiselect(key="lab.samples.models").options
+    assert len(options) == 4 and not any("tiny-softplus-fooled" in option for option in options), options
 
 
 def test_without_a_fooled_model_the_page_gives_the_command() -> None:
