@@ -512,9 +512,10 @@ def lab_data(dataset: str, image_size: int, n: int) -> Any:
 # --- Figures ------------------------------------------------------------------------------------------------------------
 
 def curves_figure(curves: dict[str, Any], x: str, y: str, x_title: str, y_title: str, log_x: bool = True,
-                  height: int = 420, legend_below: bool = False) -> Any:
+                  height: int = 420, legend_below: bool = False, y_range: tuple[float, float] | None = None) -> Any:
     """Plotly lines with their 95 % bands, one colour per entry of ``curves`` (label -> table with columns ``x``,
-    ``y``, ``ci_low``, ``ci_high``); the legend to the right of the plot, or under it (for a half-width chart)."""
+    ``y``, ``ci_low``, ``ci_high``); the legend to the right of the plot, or under it (for a half-width chart);
+    ``y_range``: a fixed y axis (accuracy: [0, 1])."""
     import plotly.graph_objects as go
 
     from appkit.charts import model_colours
@@ -534,7 +535,7 @@ def curves_figure(curves: dict[str, Any], x: str, y: str, x_title: str, y_title:
               else dict(orientation="v", x=1.01, xanchor="left", y=1.0, yanchor="top"))
     figure.update_layout(height=height, margin=dict(l=60, r=20, t=30, b=50), legend=legend)
     figure.update_xaxes(title_text=x_title, type="log" if log_x else "linear")
-    figure.update_yaxes(title_text=y_title)
+    figure.update_yaxes(title_text=y_title, range=list(y_range) if y_range else None)
     return figure
 
 

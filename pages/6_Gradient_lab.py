@@ -378,7 +378,13 @@ else:
     chosen_generators = [entry for entry in chosen_generators if dataset_of(entry) == dataset]
     profiles, curves, judged = {}, {}, {}
     missing_density, missing_curves = [], []
-    baseline = next((entry for entry in chosen_generators if entry.regularizer == "none"), None)
+    baselines = {entry.key: entry for entry in chosen_generators if entry.regularizer == "none"}
+    baseline = None
+    if baselines:
+        keep_valid("lab.perturb.baseline", list(baselines))
+        baseline = baselines[st.selectbox(
+            "Baseline that judges every model's gradients (right-hand chart below)", list(baselines),
+            key="lab.perturb.baseline", persist_state="session", format_func=lambda key: baselines[key].label)]
     with readable_errors("The curves could not be read"):
         for entry in chosen_generators:
             model = lab_model(entry)
@@ -436,19 +442,24 @@ else:
              r"\text{acc}(k) = \frac{1}{N}\sum_n \mathbb{1}\big[\arg\max f(\tilde x_n^{(k)}) = y_n\big],\quad "
              r"k \in \operatorname{logspace}(-2, 0, 25)")
     charts = st.columns(2)
+    if not curves and chosen_generators:
+        charts[0].info("No model's own curve is computed yet (below).")
     if curves:
         charts[0].plotly_chart(curves_figure({label: result.table for label, result in curves.items()}, "fraction",
                                              "accuracy", "fraction of pixels removed, least salient first (log scale)",
-                                             "accuracy", height=480, legend_below=True), key="lab.perturb.own")
+                                             "accuracy", height=480, legend_below=True, y_range=(0, 1.02)),
+                               key="lab.perturb.own")
         charts[0].caption("each model judging itself with its own gradients")
     if judged:
         charts[1].plotly_chart(curves_figure({label: result.table for label, result in judged.items()}, "fraction",
                                              "accuracy", "fraction of pixels removed, least salient first (log scale)",
-                                             "accuracy of the baseline", height=480, legend_below=True),
-                               key="lab.perturb.judged")
+                                             "accuracy of the baseline", height=480, legend_below=True,
+                                             y_range=(0, 1.02)), key="lab.perturb.judged")
         charts[1].caption(f"{baseline.short_label} judging every model's gradients")
     elif baseline is None:
         charts[1].info("The judged variant needs the Softplus baseline (regularizer none) among the chosen models.")
+    else:
+        charts[1].info(f"{baseline.short_label} has not judged the models' gradients yet (below).")
     if curves or judged:
         st.caption(f"{n} {split} images of {dataset}; removed pixels set to {PERTURBATION['constant']}; 95 % bootstrap "
                    "bands over the images.")

@@ -285,6 +285,10 @@ def test_samples_gan_test_and_curves_are_computed_on_request_and_then_read_from_
 
     # section 4: nothing measured yet; compute the profiles and the curves
     assert any("No density-ratio profile yet" in warning.value for warning in at.warning)
+    assert at.selectbox(key="lab.perturb.baseline").value == "shipped/tiny-softplus-none"
+    infos = [info.value for info in at.info]
+    assert "No model's own curve is computed yet (below)." in infos
+    assert "tiny-softplus-none (shipped) has not judged the models' gradients yet (below)." in infos
     at.button(key="lab.density.compute").click()
     at.run()
     _no_exception(at)
