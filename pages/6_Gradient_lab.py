@@ -315,6 +315,27 @@ else:
                     column.image(pixel_image(result.trajectory[index, int(picks[0])], 96), width=96)
         st.caption(f"Samples at step {step} of {kept[-1]}: one column per class, one row per model; the row title gives "
                    "the mean target logit f_y over the samples at this step.")
+        with st.expander("The whole trajectory of one class"):
+            keep_valid("lab.samples.class", class_names)
+            trajectory_class = class_names.index(st.selectbox("Class", class_names, key="lab.samples.class",
+                                                              persist_state="session"))
+            header = st.columns([2] + [1] * len(kept))
+            header[0].markdown("**model** · f_y at each step")
+            for column, kept_step in zip(header[1:], kept):
+                column.markdown(f"**step {kept_step}**")
+            for entry in chosen_generators:
+                if entry.key not in results:
+                    continue
+                result = results[entry.key]
+                picks = ((result.classes == trajectory_class) & (result.replicates == replicate)).nonzero().flatten()
+                if not len(picks):
+                    continue
+                row = st.columns([2] + [1] * len(kept))
+                row[0].markdown(f"{entry.name}  \n{regularizer_label(entry.regularizer)}")
+                for column, kept_step in zip(row[1:], kept):
+                    index = list(result.steps).index(kept_step)
+                    column.image(pixel_image(result.trajectory[index, int(picks[0])], 96), width=96,
+                                 caption=f"f_y {float(result.target_logits[index, int(picks[0])]):.2f}")
 
     # GAN-test
     st.subheader("GAN-test: do the samples look like their class to another model?")

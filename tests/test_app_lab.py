@@ -261,6 +261,11 @@ def test_samples_gan_test_and_curves_are_computed_on_request_and_then_read_from_
     at.run()
     _no_exception(at)
     assert any("Samples at step 10 of 20" in caption.value for caption in at.caption)
+    at.selectbox(key="lab.samples.class").set_value("heart")  # one class's trajectory: a picture per kept step
+    at.run()
+    _no_exception(at)
+    captions = [caption for element in at.get("image") for caption in element.captions if caption.startswith("f_y ")]
+    assert len(captions) == 4 * 3, captions  # 4 models x steps 0, 10, 20
     at.number_input(key="lab.samples.steps").set_value(5)  # other settings: step 10 is not kept there
     at.run()
     at.button(key="lab.samples.compute").click()
