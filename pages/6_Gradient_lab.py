@@ -319,7 +319,8 @@ else:
             keep_valid("lab.samples.class", class_names)
             trajectory_class = class_names.index(st.selectbox("Class", class_names, key="lab.samples.class",
                                                               persist_state="session"))
-            header = st.columns([2] + [1] * len(kept))
+            slots = max(len(kept), len(class_names))  # pictures as wide as in the grid above
+            header = st.columns([2] + [1] * slots)
             header[0].markdown("**model** · f_y at each step")
             for column, kept_step in zip(header[1:], kept):
                 column.markdown(f"**step {kept_step}**")
@@ -330,7 +331,7 @@ else:
                 picks = ((result.classes == trajectory_class) & (result.replicates == replicate)).nonzero().flatten()
                 if not len(picks):
                     continue
-                row = st.columns([2] + [1] * len(kept))
+                row = st.columns([2] + [1] * slots)
                 row[0].markdown(f"{entry.name}  \n{regularizer_label(entry.regularizer)}")
                 for column, kept_step in zip(row[1:], kept):
                     index = list(result.steps).index(kept_step)

@@ -90,7 +90,10 @@ def _type_number(page, label: str, value: int) -> None:  # type: ignore[no-untyp
 
 
 def _section_shot(page, heading: str, name: str) -> None:  # type: ignore[no-untyped-def]
-    page.get_by_role("heading", name=heading).first.evaluate("element => element.scrollIntoView({block: 'start'})")
+    """A viewport's screenshot from ``heading`` (a heading, else any text) down."""
+    target = page.get_by_role("heading", name=heading)
+    target = target if target.count() else page.get_by_text(heading)
+    target.first.evaluate("element => element.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(800)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name))
@@ -131,6 +134,11 @@ def test_the_lab_page_opens_from_the_navigation_and_shows_every_section(app_url:
     _section_shot(page, "GAN-test: do the samples look like their class to another model?", "lab-3-gan-test.png")
     _section_shot(page, "4. Density ratio and pixel perturbation", "lab-4-density.png")
     _section_shot(page, "Pixel perturbation: are the gradients faithful to the model?", "lab-4-perturbation.png")
+
+    # the trajectory of one class: a picture per kept step and model
+    page.get_by_text("The whole trajectory of one class").first.click()
+    page.get_by_text("step 10", exact=True).first.wait_for(timeout=30_000)
+    _section_shot(page, "The whole trajectory of one class", "lab-3-trajectory.png")
 
     # a widget: the pattern becomes a shape, the maps are redrawn, the probabilities still agree
     page.get_by_text("a shape", exact=True).click()
