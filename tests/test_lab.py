@@ -221,13 +221,16 @@ def test_pixel_perturbation_equals_a_naive_loop(smooth_model: nn.Module) -> None
 
 
 def test_gradient_pattern_regularizer_parts_and_target() -> None:
-    regularizer = build_regularizer("gradient_pattern", pattern="shape:star", scale=2.0)
     model = interpgrad.build_model("resnet18", width=0.125, activation="softplus").train()
     x, y = torch.rand(4, 3, SIZE, SIZE), torch.tensor([0, 1, 2, 3])
-    parts = regularizer(model, x, y)
+    mse = build_regularizer("gradient_pattern", pattern="shape:star", error="mse", scale=2.0)
+    parts = mse(model, x, y)
     parts.total.backward()
     assert -1 <= parts.extras["pattern_cosine"] <= 1 and torch.isfinite(parts.total)
-    torch.testing.assert_close(regularizer.target(x)[0], 2.0 * shape_pattern("star", SIZE))
+    torch.testing.assert_close(mse.target(x)[0], 2.0 * shape_pattern("star", SIZE))
+    cosine = build_regularizer("gradient_pattern", pattern="shape:star")  # the default error: 1 - cos(grad, P)
+    parts = cosine(model, x, y)
+    torch.testing.assert_close(parts.regularization, 1 - parts.extras["pattern_cosine"])
     with pytest.raises(ConfigError, match="unknown shape"):
         build_regularizer("gradient_pattern", pattern="shape:hexagon")
 
@@ -241,7 +244,7 @@ def test_fooling_raises_the_gradient_pattern_cosine_and_keeps_the_predictions(tm
     before = gradient_pattern_cosine(model, data.images, data.labels, pattern).mean()
     with torch.no_grad():
         predictions = model.eval()(data.images).argmax(1)
-    regularizer = build_regularizer("gradient_pattern", pattern="text:HI", scale=1.0, lam=1.0)
+    regularizer = build_regularizer("gradient_pattern", pattern="text:HI", error="mse", scale=1.0, lam=1.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
     for _ in range(15):

@@ -28,6 +28,7 @@ BLUR_ONLY = When("substrate", "blur")
 CAUSAL = {"blur_kernel": BLUR_ONLY, "blur_sigma": BLUR_ONLY, "constant": When("substrate", "constant")}
 CONDITIONS = {
     "regularizer guided": {"histogram_normalization": When("error", "histogram")},
+    "regularizer gradient_pattern": {"scale": When("error", "mse")},
     "method smoothgrad": {"steps": When("base", "integrated_gradients")},
     "method integrated_gradients": {"blur_sigma": When("baseline", "blur")},
     "metric pixel_perturbation": {"constant": When("replacement", "constant")},

@@ -94,9 +94,12 @@ def _add_fool(parser: argparse.ArgumentParser) -> None:
                                                             "(default text:HI)")
     parser.add_argument("--out", help="the training run folder (created; a normal run the app loads)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    parser.add_argument("--lam", type=float, default=1.0, help="weight of ||grad f_y - scale P||^2 (default 1)")
-    parser.add_argument("--scale", type=float, help="norm of the target gradient (default: the model's mean "
-                                                    "logit-gradient norm)")
+    parser.add_argument("--lam", type=float, default=1.0, help="weight of the error (default 1)")
+    parser.add_argument("--error", default="cosine", choices=("cosine", "mse"),
+                        help="cosine (default): 1 - cos(grad f_y, P); mse: ||grad f_y - scale P||^2 / scale^2, which a "
+                        "fine-tune lowered by shrinking the gradient instead of turning it")
+    parser.add_argument("--scale", type=float, help="with --error mse: norm of the target gradient (default: the "
+                                                    "model's mean logit-gradient norm)")
     parser.add_argument("--epochs", type=int, default=3, help="default 3")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
     parser.add_argument("--batchnorm", default="per_sample", choices=("per_sample", "running", "batch"),
@@ -370,7 +373,7 @@ def _run_fool(args: argparse.Namespace) -> int:
     weights = fool(args.checkpoints[0], args.pattern, args.out, resume=args.resume, progress=args.progress,
                    lam=args.lam, scale=args.scale, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                    n_train=args.n_train, n_val=args.n_val, device=args.device, seed=args.seed,
-                   batchnorm=args.batchnorm)
+                   batchnorm=args.batchnorm, error=args.error)
     original, fooled = load_lab_model(args.checkpoints[0]), load_lab_model(weights)
     training = original.metadata.get("training") or {}
     data = lab_images(training.get("dataset") or "shapes", args.n, "val", original.image_size, training.get("data_root"))

@@ -1,7 +1,8 @@
 """Fooled gradients: fine-tune a checkpoint so that its logit gradients show a chosen pattern while its accuracy
 stays (Srinivas & Fleuret 2021's point that logit gradients need not reflect anything the classifier uses)::
 
-    L = L_C + lam * mean_i || grad_x f_y(x_i) - scale * P ||^2 / scale^2   (P: unit norm; the error is relative)
+    L = L_C + lam * mean_i (1 - cos(grad_x f_y(x_i), P))                       (error cosine, the default)
+    L = L_C + lam * mean_i || grad_x f_y(x_i) - scale * P ||^2 / scale^2      (error mse; P: unit norm)
 
 The training is the ``gradient_pattern`` regularizer of the ordinary trainer (double backpropagation; the gradient
 pass uses batch norm's running statistics, so every image's gradient is its own and is the eval-mode gradient the
@@ -75,11 +76,13 @@ def fool_options(
     device: str = "auto",
     seed: int = 0,
     batchnorm: str = "per_sample",
+    error: str = "cosine",
 ) -> dict[str, Any]:
     """The training options (``make_config``'s) that fine-tune ``checkpoint`` with the ``gradient_pattern``
     regularizer: its architecture, activation, dataset, image size and normalisation; Adam at a constant ``lr``, no
-    weight decay. ``scale`` None: the checkpoint's own mean logit-gradient norm on 64 validation images (the
-    pattern then asks for a gradient as large as the model's, pointing elsewhere). ``batchnorm``: how the gradient
+    weight decay. ``error``: ``cosine`` (default; only the gradient's direction lowers it) or ``mse`` (the gradient
+    ``scale * P``; ``scale`` None: the checkpoint's own mean logit-gradient norm on 64 validation images, so the
+    pattern asks for a gradient as large as the model's, pointing elsewhere). ``batchnorm``: how the gradient
     pass treats training-mode batch norm (the regularizer's parameter); ``per_sample`` by default, because with
     ``running`` the regularizer shapes the running-statistics network that the cross-entropy does not train, and the
     eval-mode accuracy falls (measured: the guided regularizer's ``running``/``loss`` fine-tune in
@@ -97,7 +100,9 @@ def fool_options(
     mean, std = input_normalisation(metadata)
     normalized = any(m != 0 for m in mean) or any(s != 1 for s in std)
     image_size = int(config.get("image_size") or data.get("image_size") or 32)
-    if scale is None:
+    if error != "mse":
+        scale = None  # only the mse error asks for a gradient norm
+    elif scale is None:
         from ..metrics.datasets import evaluation_data
         from ..data.transforms import normalize, to_float_images
 
@@ -109,7 +114,8 @@ def fool_options(
         "activation": config.get("activation", "relu"), "softplus_beta": config.get("softplus_beta", 10.0),
         "dataset": dataset, "data_root": training.get("data_root"), "image_size": image_size,
         "normalize": "true" if normalized else "false", "regularizer": "gradient_pattern",
-        "regularizer_params": {"lam": lam, "pattern": pattern, "scale": float(scale), "batchnorm": batchnorm},
+        "regularizer_params": {"lam": lam, "pattern": pattern, "batchnorm": batchnorm, "error": error,
+                               **({"scale": float(scale)} if scale is not None else {})},
         "epochs": epochs, "optimizer": "adam", "lr": lr, "weight_decay": 0.0, "schedule": "constant",
         "batch_size": batch_size, "n_train": n_train, "n_val": n_val, "device": device, "seed": seed,
     }
