@@ -173,7 +173,9 @@ else:
         "Adding g is a trick on top of a model. A model can also be *trained* so that its logit gradients show a "
         "pattern while it keeps classifying as well: fine-tune it with a penalty on the distance between each "
         "gradient and the pattern.")
-    st.latex(r"L = L_{CE} + \lambda\,\frac{1}{B}\sum_i \big\lVert \nabla_x f_{y_i}(x_i) - s\,P \big\rVert^2")
+    st.latex(r"L = L_{CE} + \lambda\,\frac{1}{B}\sum_i e\big(\nabla_x f_{y_i}(x_i),\, P\big), \qquad "
+             r"e = 1 - \cos(\nabla_x f_y, P) \ \text{(cosine)} \quad\text{or}\quad "
+             r"e = \lVert \nabla_x f_y - s\,P \rVert^2 / s^2 \ \text{(mse)}")
     fooled = fooled_entries(entries)
     if not fooled:
         st.info("No fooled model is available yet: fine-tune one with the command below (a training run that appears "
@@ -199,8 +201,10 @@ else:
             pair = [(original, lab_model(original)), (chosen_fooled, lab_model(chosen_fooled))]
             chosen = samples[sample_name]
             pattern_text = str(spec.get("pattern", "?"))
-            st.markdown(f"Pattern `{pattern_text}`, scale s = {describe(spec.get('scale'))}, "
-                        f"λ = {describe(spec.get('lam'))}; the image is the one chosen above ({chosen.name}); "
+            error = str(spec.get("error") or ("mse" if spec.get("scale") is not None else "cosine"))
+            error_text = f"error mse, scale s = {describe(spec.get('scale'))}" if error == "mse" else f"error {error}"
+            st.markdown(f"Pattern `{pattern_text}`, {error_text}, λ = {describe(spec.get('lam'))}; the image is the one "
+                        f"chosen above ({chosen.name}); "
                         "cos(∇ f, P) is the cosine between the map and the pattern (1: the pattern itself).")
             panels = st.columns(4)
             for column, (entry, model) in zip((0, 2), pair):

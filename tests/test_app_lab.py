@@ -208,7 +208,7 @@ def test_a_fooled_model_is_shown_beside_its_original(lab: dict[str, Path]) -> No
     at = _page()
     assert any("A model fine-tuned to fool its gradients" == sub.value for sub in at.subheader)
     texts = _texts(at)
-    assert "Pattern `text:HI`" in texts
+    assert "Pattern `text:HI`, error mse, scale s = 2, λ = 1" in texts
     captions = [caption for element in at.get("image") for caption in element.captions]
     assert sum("cos(∇ f, P)" in caption for caption in captions) == 2, captions
     assert "original: tiny-softplus-none · val acc 50.0%" in captions, captions
@@ -369,3 +369,15 @@ def test_with_no_model_chosen_the_sections_say_so(lab: dict[str, Path]) -> None:
     assert any("choose models and compute their samples first" in info for info in infos), infos
     assert any("Choose Softplus models in section 3" in info for info in infos), infos
     assert not at.get("plotly_chart")
+
+
+def test_a_fooled_model_trained_with_the_cosine_error_says_so(folders: dict[str, Path]) -> None:
+    made = lab_checkpoints(folders["checkpoints"], regularizers=("none",), judge=False, fooled=False)
+    original = made["tiny-softplus-none"]
+    _save(folders["checkpoints"], "tiny-softplus-fooled-cosine", "resnet18", "softplus",
+          {"name": "gradient_pattern", "params": {"lam": 0.5, "pattern": "shape:heart", "error": "cosine"}}, 13,
+          init={"path": str(original.resolve()), "sha256": file_sha256(original)})
+    at = _page()
+    assert "Pattern `shape:heart`, error cosine, λ = 0.5" in _texts(at)
+    captions = [caption for element in at.get("image") for caption in element.captions]
+    assert "fooled: tiny-softplus-fooled-cosine · val acc 50.0%" in captions, captions
