@@ -404,34 +404,13 @@ else:
     chosen_generators = [entry for entry in chosen_generators if dataset_of(entry) == dataset]
     profiles, curves, judged = {}, {}, {}
     missing_density, missing_curves = [], []
-    baselines = {entry.key: entry for entry in chosen_generators if entry.regularizer == "none"}
-    baseline = None
-    if baselines:
-        keep_valid("lab.perturb.baseline", list(baselines))
-        baseline = baselines[st.selectbox(
-            "Baseline that judges every model's gradients (right-hand chart below)", list(baselines),
-            key="lab.perturb.baseline", persist_state="session", format_func=lambda key: baselines[key].label)]
-    with readable_errors("The curves could not be read"):
+    with readable_errors("The density-ratio profiles could not be read"):
         for entry in chosen_generators:
-            model = lab_model(entry)
-            stamp = lab_dir_stamp([entry])[0]
-            profile = cached_density(model, stamp, dataset, n)
+            profile = cached_density(lab_model(entry), lab_dir_stamp([entry])[0], dataset, n)
             if profile is None:
                 missing_density.append(entry)
             else:
                 profiles[entry.short_label] = profile
-            own = cached_curves(model, model, stamp, dataset, n)
-            if own is None:
-                missing_curves.append((entry, entry))
-            else:
-                curves[entry.short_label] = own
-            if baseline is not None:
-                judge = lab_model(baseline)
-                found = cached_curves(judge, model, lab_dir_stamp([baseline])[0], dataset, n)
-                if found is None:
-                    missing_curves.append((baseline, entry))
-                else:
-                    judged[f"{entry.short_label}'s gradients"] = found
     if not chosen_generators:
         st.info("Choose Softplus models in section 3 to measure them here.")
     if profiles:
@@ -467,6 +446,29 @@ else:
     st.latex(r"s(i, j) = \operatorname{std}_c\, \frac{\partial f_y(x)}{\partial x_{c,i,j}}, \qquad "
              r"\text{acc}(k) = \frac{1}{N}\sum_n \mathbb{1}\big[\arg\max f(\tilde x_n^{(k)}) = y_n\big],\quad "
              r"k \in \operatorname{logspace}(-2, 0, 25)")
+    baselines = {entry.key: entry for entry in chosen_generators if entry.regularizer == "none"}
+    baseline = None
+    if baselines:
+        keep_valid("lab.perturb.baseline", list(baselines))
+        baseline = baselines[st.selectbox(
+            "Baseline that judges every model's gradients (the right-hand chart)", list(baselines),
+            key="lab.perturb.baseline", persist_state="session", format_func=lambda key: baselines[key].label)]
+    with readable_errors("The pixel-perturbation curves could not be read"):
+        for entry in chosen_generators:
+            model = lab_model(entry)
+            stamp = lab_dir_stamp([entry])[0]
+            own = cached_curves(model, model, stamp, dataset, n)
+            if own is None:
+                missing_curves.append((entry, entry))
+            else:
+                curves[entry.short_label] = own
+            if baseline is not None:
+                judge = lab_model(baseline)
+                found = cached_curves(judge, model, lab_dir_stamp([baseline])[0], dataset, n)
+                if found is None:
+                    missing_curves.append((baseline, entry))
+                else:
+                    judged[f"{entry.short_label}'s gradients"] = found
     charts = st.columns(2)
     if not curves and chosen_generators:
         charts[0].info("No model's own curve is computed yet (below).")
