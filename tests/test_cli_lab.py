@@ -45,7 +45,7 @@ def test_samples_and_gan_test(models: tuple[Path, Path], tmp_path: Path, capsys:
     assert code == 0, err
     assert "GAN-test accuracy" in out
     table = pd.read_csv(tmp_path / "g" / "gan_test.csv")
-    assert len(table) == 11 and table["name"].iloc[0] == "all" and table["n"].iloc[0] == 10
+    assert len(table) == 11 and table["name"].iloc[0] == "all" and table["n"].iloc[0] == 30  # 3 per class by default
     assert (tmp_path / "g" / "samples.png").is_file() and any((tmp_path / "cache").iterdir())
 
 

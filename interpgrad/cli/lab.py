@@ -43,7 +43,8 @@ def _common(parser: argparse.ArgumentParser, judge: str | None = None, out: str 
 
 def _sampling(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", default="all", help="comma-separated class names or indices (default all)")
-    parser.add_argument("--per-class", type=int, default=1, help="samples per class (default 1)")
+    parser.add_argument("--per-class", type=int, default=3,
+                        help="samples per class (default 3: a GAN-test of 10 classes judges 30 samples)")
     parser.add_argument("--steps", type=int, default=500, help="ascent steps (default 500, the paper's)")
     parser.add_argument("--lr", type=float, default=0.1, help="step size (default 0.1)")
     parser.add_argument("--wd", type=float, default=0.01, help="pull towards grey, wd (x - 0.5) (default 0.01)")
