@@ -270,7 +270,7 @@ def run_evaluations(configs: list[dict], args: argparse.Namespace) -> None:
     (dataset, fine-tuned or scratch) in a new folder with the group's control first (and, on shapes, the starting
     checkpoint once), on the group's dataset."""
     for folder in evaluation_folders(args):
-        if state(folder) != "finished":
+        if state(folder) != "finished" and (folder / "config.json").is_file():
             evaluate_folder(folder, evaluated_names(folder), args)  # a resume: the folder knows its dataset
     groups = sorted({(c["dataset"], c["scratch"]) for c in configs})
     for dataset, scratch in groups:
@@ -284,8 +284,9 @@ def run_evaluations(configs: list[dict], args: argparse.Namespace) -> None:
             new.insert(0, START_NAME)
         if control not in ready or not new:
             continue
-        count = len(evaluation_folders(args))
-        evaluate_folder(args.runs / ("evaluation" if count == 0 else f"evaluation-{count + 1}"), [control] + new, args,
+        numbers = [int(path.name.split("-")[1]) if "-" in path.name else 1 for path in evaluation_folders(args)]
+        number = max(numbers, default=0) + 1
+        evaluate_folder(args.runs / ("evaluation" if number == 1 else f"evaluation-{number}"), [control] + new, args,
                         dataset)
 
 
