@@ -5,11 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 import interpgrad
+from appkit.evaluation import load as load_evaluation, style_verdicts
+from appkit.home import strong_evaluation_folder, strong_pairs
 from appkit.models import compared_model, show_broken, zoo
 from appkit.widgets import readable_errors
 from interpgrad.comparison import compare
 from interpgrad.regularizers import REGULARIZERS
 from interpgrad.samples import shapes_samples
+
+
+OVERVIEW_MODELS = ("shapes-resnet18-baseline", "shapes-resnet18-guided", "shapes-resnet18-guided-strong")
 
 
 @st.cache_data(show_spinner="drawing the overview...", max_entries=4)
@@ -21,6 +26,34 @@ def overview(keys: tuple[str, ...], mtimes: tuple[float, ...]) -> bytes:
     grid = compare(models, star.image, ["gradient", "guided_backprop", "gradcam"], image_name=star.name, mask=star.mask,
                    dataset=star.dataset)
     return grid.png_bytes(alpha=0.6, panel_size=128)
+
+
+def strong_difference(entries: list) -> None:
+    """What the strong regularizer changes, from the shipped evaluation of the zoo (paired, with intervals)."""
+    folder = strong_evaluation_folder()
+    if folder is None:
+        return
+    with readable_errors("The shipped evaluation of the zoo could not be read"):
+        evaluation = load_evaluation(folder)
+        pairs = strong_pairs(evaluation, entries)
+        if not pairs:
+            return
+        st.subheader("What the regularizer changes")
+        images = evaluation.protocol.get("data", {}).get("n")
+        st.markdown(
+            "The paper's setting (lambda 7.5e-3) leaves the model's explanations as they were. The *strong* models "
+            "are the regularizer study's strongest setting within one point of accuracy: batch-norm statistics held "
+            "constant in the gradient pass (`--batchnorm per_sample`), lambda 1, fine-tuned from the baseline. "
+            f"Paired over {images or 'the'} shapes validation images (95 % bootstrap intervals; a verdict only where "
+            "the interval excludes 0 and the Wilcoxon p < 0.05):")
+        for pair in pairs:
+            st.markdown("- " + pair.sentence())
+        first = pairs[0]
+        with st.expander(f"{first.strong} vs {first.baseline}: every verdict of "
+                         f"{', '.join(sorted(set(first.verdicts['method'])))}"):
+            st.dataframe(style_verdicts(first.verdicts), hide_index=True)
+        st.page_link("pages/4_Evaluate.py", label=f"The whole evaluation ({folder.name}) on the Evaluate page",
+                     icon=":material/analytics:")
 
 
 def home() -> None:
@@ -36,14 +69,16 @@ def home() -> None:
     everything = zoo(include_broken=True)
     entries = [entry for entry in everything if entry.usable]
     shipped = [entry for entry in entries if entry.source == "shipped"]
-    if len(shipped) >= 1:
+    pictured = [entry for name in OVERVIEW_MODELS for entry in shipped if entry.name == name] or shipped[:2]
+    if pictured:
         with readable_errors("The overview could not be drawn"):
-            picture = overview(tuple(e.key for e in shipped[:2]), tuple(e.mtime for e in shipped[:2]))
-            alignments = ", ".join(f"{entry.name} {entry.metric('val_alignment'):.3f}" for entry in shipped[:2]
+            picture = overview(tuple(e.key for e in pictured), tuple(e.mtime for e in pictured))
+            alignments = ", ".join(f"{entry.name} {entry.metric('val_alignment'):.3f}" for entry in pictured
                                    if entry.metric("val_alignment") is not None)
-            st.image(picture, caption="A shapes test image explained by the shipped models (rows): standard gradient, "
-                     "guided gradient, Grad-CAM. Mean cosine between the standard and the guided gradient on "
-                     f"validation images: {alignments or 'not recorded'}.")
+            st.image(picture, caption="A shapes test image explained by the shipped ResNet-18 models (rows): standard "
+                     "gradient, guided gradient, Grad-CAM. Mean cosine between the standard and the guided gradient "
+                     f"on validation images, in eval mode: {alignments or 'not recorded'}.")
+    strong_difference(entries)
 
     st.subheader("Models available")
     counts = {source: sum(entry.source == source for entry in entries) for source in ("shipped", "run", "upload")}

@@ -21,6 +21,7 @@ from appkit.evaluation import comparison_table, model_path
 from interpgrad.zoo import ModelEntry, as_number
 
 __all__ = ["DEFAULT_METHODS", "HEADLINE_METRICS", "EVALUATE_HINT", "headline_metrics", "models_without_evaluation",
+           "entry_for", "recorded_models", "training_metric",
            "oriented_comparisons", "pair_counts", "pair_verdicts", "zoo_table"]
 
 HEADLINE_METRICS: tuple[str, ...] = (
@@ -44,7 +45,7 @@ def headline_metrics(evaluation: Any) -> list[str]:
     return chosen or measured
 
 
-def _recorded(evaluation: Any) -> dict[str, dict[str, Any]]:
+def recorded_models(evaluation: Any) -> dict[str, dict[str, Any]]:
     """{model name: what results.json records of it (path, metadata, final training metrics)}."""
     return {model["name"]: model for model in evaluation.protocol.get("models", []) if "name" in model}
 
@@ -57,7 +58,7 @@ def _same_file(entry: ModelEntry, recorded: dict[str, Any]) -> bool:
         return False
 
 
-def _entry_for(name: str, recorded: dict[str, Any], entries: Sequence[ModelEntry]) -> ModelEntry | None:
+def entry_for(name: str, recorded: dict[str, Any], entries: Sequence[ModelEntry]) -> ModelEntry | None:
     """The zoo entry an evaluated model is: the same checkpoint file, else the same name."""
     for entry in entries:
         if _same_file(entry, recorded):
@@ -68,11 +69,11 @@ def _entry_for(name: str, recorded: dict[str, Any], entries: Sequence[ModelEntry
 
 def models_without_evaluation(evaluation: Any, entries: Sequence[ModelEntry]) -> list[ModelEntry]:
     """The zoo entries that ``evaluation`` did not measure."""
-    matched = {id(_entry_for(name, recorded, entries)) for name, recorded in _recorded(evaluation).items()}
+    matched = {id(entry_for(name, recorded, entries)) for name, recorded in recorded_models(evaluation).items()}
     return [entry for entry in entries if id(entry) not in matched]
 
 
-def _training_metric(entry: ModelEntry | None, recorded: dict[str, Any], name: str) -> float | None:
+def training_metric(entry: ModelEntry | None, recorded: dict[str, Any], name: str) -> float | None:
     """A final training metric of the model: from the zoo entry when it is there, else as results.json recorded it."""
     if entry is not None:
         value = entry.metric(name)
@@ -102,13 +103,13 @@ def zoo_table(evaluation: Any, entries: Sequence[ModelEntry], methods: Sequence[
     summary = evaluation.summary.set_index(["model", "method", "metric"])
     confidence = (evaluation.protocol.get("statistics") or {}).get("confidence", 0.95)
     rows = []
-    for name, recorded in _recorded(evaluation).items():
-        entry = _entry_for(name, recorded, entries)
+    for name, recorded in recorded_models(evaluation).items():
+        entry = entry_for(name, recorded, entries)
         for method in methods:
             row: dict[str, Any] = {
                 "model": name, "method": method,
-                "accuracy": _training_metric(entry, recorded, "val_accuracy"),
-                "val cosine": _training_metric(entry, recorded, "val_alignment"),
+                "accuracy": training_metric(entry, recorded, "val_accuracy"),
+                "val cosine": training_metric(entry, recorded, "val_alignment"),
             }
             for metric in metrics:
                 title = metric_title(metric, evaluation.metrics.get(metric, {}))
