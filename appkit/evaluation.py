@@ -94,11 +94,11 @@ def list_all() -> list[Listed]:
     return yours + shipped
 
 
-def default_open(listed: Sequence[Listed]) -> str | None:
-    """The evaluation a new session opens on: the shipped starter evaluation when it is there, else the newest
-    finished one."""
+def default_open(listed: Sequence[Listed], shipped: str = SHIPPED_DEFAULT) -> str | None:
+    """The evaluation a new session opens on: the shipped evaluation ``shipped`` (the starter evaluation unless
+    told) when it is there, else the newest finished one."""
     finished = [item for item in listed if item.folder.finished()]
-    starter = [item for item in finished if item.source == "shipped" and item.folder.name == SHIPPED_DEFAULT]
+    starter = [item for item in finished if item.source == "shipped" and item.folder.name == shipped]
     chosen = (starter or finished or [None])[0]
     return chosen.key if chosen is not None else None
 

@@ -7,6 +7,7 @@ import streamlit as st
 
 import appkit.evaluation as evaluation_views
 from appkit.charts import training_curves
+from appkit.home import STRONG_EVALUATION
 from appkit.models import confirm_deletion, model_table, show_broken, zoo
 from appkit.zoo_compare import (DEFAULT_METHODS, EVALUATE_HINT, models_without_evaluation, pair_counts, pair_verdicts,
                                 zoo_table)
@@ -51,7 +52,10 @@ if not listed:
 else:
     keys = {item.key: item for item in listed}
     if st.session_state.get("models.compare.evaluation") not in keys:  # first visit, or the folder is gone
-        st.session_state["models.compare.evaluation"] = evaluation_views.default_open(listed)
+        # the shipped evaluation of the zoo (every shipped architecture) when it is there, else the starter one
+        zoo_evaluation = any(item.source == "shipped" and item.folder.name == STRONG_EVALUATION for item in listed)
+        st.session_state["models.compare.evaluation"] = evaluation_views.default_open(
+            listed, STRONG_EVALUATION if zoo_evaluation else evaluation_views.SHIPPED_DEFAULT)
     choice = st.columns([2, 3])
     key = choice[0].selectbox("Evaluation", list(keys), format_func=lambda key: keys[key].label,
                               key="models.compare.evaluation",
