@@ -6,15 +6,12 @@ import streamlit as st
 
 import interpgrad
 from appkit.evaluation import load as load_evaluation, style_verdicts
-from appkit.home import strong_evaluation_folder, strong_pairs
+from appkit.home import HEADLINE_MODELS, strong_evaluation_folder, strong_pairs
 from appkit.models import compared_model, show_broken, zoo
 from appkit.widgets import readable_errors
 from interpgrad.comparison import compare
 from interpgrad.regularizers import REGULARIZERS
 from interpgrad.samples import shapes_samples
-
-
-OVERVIEW_MODELS = ("shapes-resnet18-baseline", "shapes-resnet18-guided", "shapes-resnet18-guided-strong")
 
 
 @st.cache_data(show_spinner="drawing the overview...", max_entries=4)
@@ -69,7 +66,7 @@ def home() -> None:
     everything = zoo(include_broken=True)
     entries = [entry for entry in everything if entry.usable]
     shipped = [entry for entry in entries if entry.source == "shipped"]
-    pictured = [entry for name in OVERVIEW_MODELS for entry in shipped if entry.name == name] or shipped[:2]
+    pictured = [entry for name in HEADLINE_MODELS for entry in shipped if entry.name == name] or shipped[:2]
     if pictured:
         with readable_errors("The overview could not be drawn"):
             picture = overview(tuple(e.key for e in pictured), tuple(e.mtime for e in pictured))

@@ -16,9 +16,12 @@ from appkit.zoo_compare import entry_for, pair_counts, pair_verdicts, recorded_m
 from interpgrad.metrics.folder import EvaluationDir
 from interpgrad.zoo import default_directories
 
-__all__ = ["STRONG_EVALUATION", "HOME_METHODS", "StrongPair", "strong_evaluation_folder", "strong_pairs"]
+__all__ = ["HEADLINE_MODELS", "STRONG_EVALUATION", "HOME_METHODS", "StrongPair", "strong_evaluation_folder", "strong_pairs"]
 
 STRONG_EVALUATION = "shapes-strong"
+HEADLINE_MODELS: tuple[str, ...] = ("shapes-resnet18-baseline", "shapes-resnet18-guided", "shapes-resnet18-guided-strong")
+"""The shipped models the home page's picture and the Models page's curves show first: the baseline, the paper's
+setting and the strong setting of the same ResNet-18."""
 HOME_METHODS: tuple[str, ...] = ("gradient", "guided_backprop", "gradcam")
 """The methods whose verdicts the home page lists (the evaluation's controls are on the Evaluate page)."""
 

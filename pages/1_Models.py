@@ -7,7 +7,7 @@ import streamlit as st
 
 import appkit.evaluation as evaluation_views
 from appkit.charts import training_curves
-from appkit.home import STRONG_EVALUATION
+from appkit.home import HEADLINE_MODELS, STRONG_EVALUATION
 from appkit.models import confirm_deletion, model_table, show_broken, zoo
 from appkit.zoo_compare import (DEFAULT_METHODS, EVALUATE_HINT, models_without_evaluation, pair_counts, pair_verdicts,
                                 zoo_table)
@@ -32,7 +32,9 @@ show_broken(everything)
 
 if entries:
     labels = {entry.key: entry.label for entry in entries}
-    chosen = st.multiselect("Show", list(labels), default=list(labels)[:2], format_func=labels.__getitem__,
+    headline = [entry.key for name in HEADLINE_MODELS for entry in entries
+                if entry.source == "shipped" and entry.name == name]  # the shipped ResNet-18 trio, when there
+    chosen = st.multiselect("Show", list(labels), default=headline or list(labels)[:2], format_func=labels.__getitem__,
                             key="models.show", persist_state="session")
     selected = [entry for entry in entries if entry.key in chosen]
     curves = {entry.short_label: entry.metrics for entry in selected if entry.metrics}  # unique, like keys
