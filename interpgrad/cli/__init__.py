@@ -10,14 +10,15 @@ import argparse
 import importlib
 import sys
 import textwrap
-from typing import TYPE_CHECKING, NoReturn, Sequence
+from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 from ..errors import InterpgradError
 
 if TYPE_CHECKING:
     from ..params import Param
 
-__all__ = ["COMMANDS", "OneLineParser", "main", "param_line", "param_setting"]
+__all__ = ["COMMANDS", "OneLineParser", "Subcommands", "add_subcommands", "main", "param_line", "param_setting",
+           "run_subcommand"]
 
 # command name -> module (inside interpgrad.cli) defining ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``
 COMMANDS = {
@@ -35,6 +36,27 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+Subcommands = dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]]
+"""A command's subcommands: name -> (help, add its arguments, run it)."""
+
+
+def add_subcommands(parser: argparse.ArgumentParser, command: str, subcommands: Subcommands) -> None:
+    """``python -m interpgrad COMMAND SUBCOMMAND ...``: one sub-parser per subcommand (its help is its description)."""
+    subparsers = parser.add_subparsers(dest=f"{command}_command", metavar="SUBCOMMAND", parser_class=OneLineParser)
+    for name, (text, add, _) in subcommands.items():
+        add(subparsers.add_parser(name, help=text, description=text, prog=f"interpgrad {command} {name}"))
+
+
+def run_subcommand(args: argparse.Namespace, command: str, subcommands: Subcommands) -> int:
+    """Run the subcommand ``args`` chose, or say which there are."""
+    chosen = getattr(args, f"{command}_command", None)
+    if chosen is None:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"choose a subcommand: {', '.join(subcommands)} (python -m interpgrad {command} --help)")
+    return subcommands[chosen][2](args)
 
 
 def param_setting(param: Param) -> str:

@@ -252,14 +252,12 @@ SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Cal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from . import OneLineParser
+    from . import add_subcommands
 
-    subparsers = parser.add_subparsers(dest="gad_command", metavar="SUBCOMMAND", parser_class=OneLineParser)
-    for name, (text, add, _) in SUBCOMMANDS.items():
-        add(subparsers.add_parser(name, help=text, description=text, prog=f"interpgrad gad {name}"))
+    add_subcommands(parser, "gad", SUBCOMMANDS)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.gad_command is None:
-        raise ConfigError(f"choose a subcommand: {', '.join(SUBCOMMANDS)} (python -m interpgrad gad --help)")
-    return SUBCOMMANDS[args.gad_command][2](args)
+    from . import run_subcommand
+
+    return run_subcommand(args, "gad", SUBCOMMANDS)

@@ -405,14 +405,12 @@ SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Cal
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from . import OneLineParser
+    from . import add_subcommands
 
-    subparsers = parser.add_subparsers(dest="lab_command", metavar="SUBCOMMAND", parser_class=OneLineParser)
-    for name, (text, add, _) in SUBCOMMANDS.items():
-        add(subparsers.add_parser(name, help=text, description=text, prog=f"interpgrad lab {name}"))
+    add_subcommands(parser, "lab", SUBCOMMANDS)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.lab_command is None:
-        raise ConfigError(f"choose a subcommand: {', '.join(SUBCOMMANDS)} (python -m interpgrad lab --help)")
-    return SUBCOMMANDS[args.lab_command][2](args)
+    from . import run_subcommand
+
+    return run_subcommand(args, "lab", SUBCOMMANDS)
