@@ -5,7 +5,7 @@ figures of the page. The experiments themselves are ``interpgrad.lab``'s; nothin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -495,6 +495,28 @@ def cached_curves(judge: Any, saliency: Any, stamp: float, dataset: str, n: int)
     """Pixel-perturbation curves (``judge``'s accuracy, ``saliency``'s maps) on the first ``n`` images of the page's
     split from the disk cache, or None."""
     return _memo_perturbation(judge, saliency, judge.sha256, saliency.sha256, stamp, dataset, n, DATA["split"])
+
+
+def compute_with_progress(items: Sequence[Any], start: str, error: str, text: str,
+                          compute: Callable[[Any, Callable[[int, int], None]], Any],
+                          name: Callable[[Any], str] = lambda item: item.name) -> None:
+    """Compute every missing result of a section (``compute(item, report)``) under one progress bar (``text``
+    formats each report with ``name``, ``done`` and ``total``), a readable message on failure; then the page reads
+    them from the cache anew."""
+    import streamlit as st
+
+    from appkit.widgets import readable_errors
+
+    bar = st.progress(0.0, text=start)
+    with readable_errors(error):
+        for index, item in enumerate(items):
+            def report(done: int, total: int, index: int = index, label: str = name(item)) -> None:
+                bar.progress(min(1.0, (index + done / max(total, 1)) / len(items)),
+                             text=text.format(name=label, done=done, total=total))
+
+            compute(item, report)
+        forget_lookups()
+        st.rerun()
 
 
 def forget_lookups() -> None:

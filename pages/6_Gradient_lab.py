@@ -14,8 +14,8 @@ from appkit.images import UPLOAD_EXTENSIONS, read_upload
 from appkit.lab import (DATA, DENSITY, DENSITY_SECONDS, JUDGE_COMMAND, KEEP, PANEL, PAPER_GAN_TEST, PATTERN_LABELS,
                         PERTURBATION, PERTURBATION_SECONDS, SAMPLING, SCALES, SECONDS_PER_STEP, TINY_CLASSES,
                         TINY_SIZES, arbitrary_demo, cached_curves, cached_density, cached_gan, cached_samples,
-                        curves_figure, dataset_of, describe, fool_command, fooled_entries, fooled_original,
-                        forget_lookups, gan_test_figure, gan_test_table, heat_table, judge_entries, keep_valid,
+                        compute_with_progress, curves_figure, dataset_of, describe, fool_command, fooled_entries, fooled_original,
+                        gan_test_figure, gan_test_table, heat_table, judge_entries, keep_valid,
                         lab_data, lab_dir_stamp, lab_model, pattern_spec, perturbation_fractions, pixel_image,
                         regularizer_label, relu_table, signed_map_image, softplus_entries, tiny_backward, tiny_input,
                         tiny_network, train_commands)
@@ -280,18 +280,10 @@ else:
                    "on one CPU core. "
                    "They are kept on disk beside each checkpoint.")
         if st.button(f"Compute the samples of {len(missing)} model(s)", key="lab.samples.compute", type="primary"):
-            bar = st.progress(0.0, text="sampling...")
-            with readable_errors("The class samples could not be computed"):
-                for index, entry in enumerate(missing):
-                    model = lab_model(entry)
-
-                    def report(done: int, total: int, index: int = index, name: str = entry.name) -> None:
-                        bar.progress(min(1.0, (index + done / max(total, 1)) / len(missing)),
-                                     text=f"{name}: step {done} of {total}")
-
-                    cached_class_samples(model, None, keep=KEEP, progress=report, **settings)
-                forget_lookups()
-                st.rerun()
+            compute_with_progress(
+                missing, "sampling...", "The class samples could not be computed", "{name}: step {done} of {total}",
+                lambda entry, report: cached_class_samples(lab_model(entry), None, keep=KEEP, progress=report,
+                                                           **settings))
     if results:
         kept = sorted(set.intersection(*(set(result.steps) for result in results.values())))
         keep_valid("lab.samples.step", kept)
@@ -423,18 +415,12 @@ else:
         st.warning(f"No density-ratio profile yet for {', '.join(entry.name for entry in missing_density)} "
                    f"({n} images: about {DENSITY_SECONDS * n / 200:.0f} s per model of the shipped models' size on one CPU core).")
         if st.button(f"Compute the profiles of {len(missing_density)} model(s)", key="lab.density.compute"):
-            bar = st.progress(0.0, text="measuring...")
-            with readable_errors("The density-ratio profiles could not be computed"):
-                for index, entry in enumerate(missing_density):
-                    model = lab_model(entry)
+            def profile(entry, report) -> None:  # type: ignore[no-untyped-def]
+                model = lab_model(entry)
+                cached_density_profile(model, lab_data(dataset, model.image_size, n), progress=report, **DENSITY)
 
-                    def report(done: int, total: int, index: int = index, name: str = entry.name) -> None:
-                        bar.progress(min(1.0, (index + done / max(total, 1)) / len(missing_density)),
-                                     text=f"{name}: {done} of {total}")
-
-                    cached_density_profile(model, lab_data(dataset, model.image_size, n), progress=report, **DENSITY)
-                forget_lookups()
-                st.rerun()
+            compute_with_progress(missing_density, "measuring...", "The density-ratio profiles could not be computed",
+                                  "{name}: {done} of {total}", profile)
 
     st.subheader("Pixel perturbation: are the gradients faithful to the model?")
     st.markdown(
@@ -495,17 +481,11 @@ else:
         st.warning(f"{len(missing_curves)} pixel-perturbation curve(s) are not computed yet ({n} images: about "
                    f"{PERTURBATION_SECONDS * n / 200:.0f} s each for a model of the shipped models' size on one CPU core).")
         if st.button(f"Compute {len(missing_curves)} curve(s)", key="lab.perturb.compute"):
-            bar = st.progress(0.0, text="perturbing...")
-            with readable_errors("The pixel-perturbation curves could not be computed"):
-                for index, (judge_entry, entry) in enumerate(missing_curves):
-                    judge, model = lab_model(judge_entry), lab_model(entry)
+            def curve(pair, report) -> None:  # type: ignore[no-untyped-def]
+                judge, model = lab_model(pair[0]), lab_model(pair[1])
+                cached_perturbation(judge, lab_data(dataset, judge.image_size, n), saliency_model=model,
+                                    fractions=perturbation_fractions(), constant=PERTURBATION["constant"],
+                                    seed=PERTURBATION["seed"], progress=report)
 
-                    def report(done: int, total: int, index: int = index, name: str = entry.name) -> None:
-                        bar.progress(min(1.0, (index + done / max(total, 1)) / len(missing_curves)),
-                                     text=f"{name}: {done} of {total} images")
-
-                    cached_perturbation(judge, lab_data(dataset, judge.image_size, n), saliency_model=model,
-                                        fractions=perturbation_fractions(), constant=PERTURBATION["constant"],
-                                        seed=PERTURBATION["seed"], progress=report)
-                forget_lookups()
-                st.rerun()
+            compute_with_progress(missing_curves, "perturbing...", "The pixel-perturbation curves could not be computed",
+                                  "{name}: {done} of {total} images", curve, name=lambda pair: pair[1].name)
