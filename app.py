@@ -22,7 +22,7 @@ def overview(keys: tuple[str, ...], mtimes: tuple[float, ...]) -> bytes:
     star = next(sample for sample in shapes_samples() if sample.label == "star")
     grid = compare(models, star.image, ["gradient", "guided_backprop", "gradcam"], image_name=star.name, mask=star.mask,
                    dataset=star.dataset)
-    return grid.png_bytes(alpha=0.6, panel_size=128)
+    return grid.png_bytes(alpha=0.6, panel_size=128, differences=False)
 
 
 def strong_difference(entries: list) -> None:
@@ -72,7 +72,7 @@ def home() -> None:
             picture = overview(tuple(e.key for e in pictured), tuple(e.mtime for e in pictured))
             alignments = ", ".join(f"{entry.name} {entry.metric('val_alignment'):.3f}" for entry in pictured
                                    if entry.metric("val_alignment") is not None)
-            st.image(picture, caption="A shapes test image explained by the shipped ResNet-18 models (rows): standard "
+            st.image(picture, width=720, caption="A shapes test image explained by the shipped ResNet-18 models (rows): standard "
                      "gradient, guided gradient, Grad-CAM. Mean cosine between the standard and the guided gradient "
                      f"on validation images, in eval mode: {alignments or 'not recorded'}.")
     strong_difference(entries)

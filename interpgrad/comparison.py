@@ -24,7 +24,7 @@ import threading
 import time
 import zipfile
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Callable, Mapping, Sequence
 
@@ -424,19 +424,21 @@ class Comparison:
         return rows, note
 
     def figure(self, display: DisplayOptions | None = None, panel_size: int = 160, reference: str | None = None,
-               **options: Any):  # type: ignore[no-untyped-def]
+               differences: bool = True, **options: Any):  # type: ignore[no-untyped-def]
         """The grid as one PIL image (``figure_layout``, drawn). ``options``: ``DisplayOptions`` fields, instead of
-        ``display``."""
-        return self.figure_layout(_ensure_display(display, options), panel_size, reference).render()
+        ``display``; ``differences=False`` leaves out the A - B rows."""
+        return self.figure_layout(_ensure_display(display, options), panel_size, reference, differences).render()
 
     def figure_layout(self, display: DisplayOptions | None = None, panel_size: int = 160,
-                      reference: str | None = None) -> FigureLayout:
+                      reference: str | None = None, differences: bool = True) -> FigureLayout:
         """Where everything of the grid's figure goes: a title with the image and the display settings; column
         labels; a colorbar per column; per model a line with its predictions (target, top classes, cos(standard,
         guided), out-of-domain note) over its input (captioned with the target and the resizing) and its maps
         (captioned with their scale, ``all zero`` or Captum's agreement); the A - B rows and their colorbar."""
         display = display or DisplayOptions()
         view = self.render(display, panel_size, reference)
+        if not differences:
+            view = replace(view, differences=[], difference_note=None)
         columns = self.columns
         methods = [next(cell.method for row in self.rows for cell in row.cells if cell.column == c) for c in columns]
         bars = [view.colorbar(method, panel_size) for method in methods]
@@ -470,8 +472,8 @@ class Comparison:
         return grid_layout(rows, column_labels=["input", *columns], title=title, panel_size=panel_size)
 
     def png_bytes(self, display: DisplayOptions | None = None, panel_size: int = 160, reference: str | None = None,
-                  **options: Any) -> bytes:
-        return png_bytes(self.figure(display, panel_size, reference, **options))
+                  differences: bool = True, **options: Any) -> bytes:
+        return png_bytes(self.figure(display, panel_size, reference, differences, **options))
 
     def zip_bytes(self, display: DisplayOptions | None = None, reference: str | None = None) -> bytes:
         """Every map as .npy (raw attribution, display map, signed map), the A - B maps, the input image (and its

@@ -54,6 +54,8 @@ def test_downloads_png_and_zip(models: list[ComparedModel]) -> None:
     grid = compare(models, IMAGE, ["gradient", "guided_backprop"])
     picture = Image.open(io.BytesIO(grid.png_bytes(panel_size=64)))
     assert picture.width > 3 * 64 and picture.height > 2 * 64
+    without = Image.open(io.BytesIO(grid.png_bytes(panel_size=64, differences=False)))  # no A - B row, same width
+    assert without.width == picture.width and without.height < picture.height - 64
     with zipfile.ZipFile(io.BytesIO(grid.zip_bytes())) as archive:
         manifest = json.loads(archive.read("manifest.json"))
         assert [model["name"] for model in manifest["models"]] == ["a", "b"]
