@@ -7,7 +7,7 @@ import streamlit as st
 
 import appkit.evaluation as evaluation_views
 from appkit.charts import training_curves
-from appkit.home import HEADLINE_MODELS, STRONG_EVALUATION
+from appkit.home import HEADLINE_MODELS, STRONG_EVALUATION, strong_pairs
 from appkit.models import confirm_deletion, model_table, show_broken, zoo
 from appkit.zoo_compare import (DEFAULT_METHODS, EVALUATE_HINT, models_without_evaluation, pair_counts, pair_verdicts,
                                 zoo_table)
@@ -84,10 +84,14 @@ else:
         if len(evaluation.models) >= 2:
             st.markdown("**Compare two models** — paired over the same images")
             pair = st.columns(2)
-            model_a = pair[0].selectbox("Model A", evaluation.models, index=len(evaluation.models) - 1,
-                                        key="models.compare.a")
+            # a strong model and its baseline when the evaluation has them (the zoo's point), else the last against
+            # the first
+            strong = strong_pairs(evaluation, entries)
+            first_a = evaluation.models.index(strong[0].strong) if strong else len(evaluation.models) - 1
+            model_a = pair[0].selectbox("Model A", evaluation.models, index=first_a, key="models.compare.a")
             others = [name for name in evaluation.models if name != model_a]
-            model_b = pair[1].selectbox("Model B", others, key="models.compare.b")
+            first_b = others.index(strong[0].baseline) if strong and strong[0].baseline in others else 0
+            model_b = pair[1].selectbox("Model B", others, index=first_b, key="models.compare.b")
             verdicts = pair_verdicts(evaluation, model_a, model_b, methods or None)
             if verdicts.empty:
                 st.info(f"{evaluation.folder.name if evaluation.folder else 'This evaluation'} has no paired "

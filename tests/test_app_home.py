@@ -59,3 +59,11 @@ def test_the_home_page_without_the_shipped_evaluation_leaves_the_section_out(fol
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
     assert not any(header.value == "What the regularizer changes" for header in at.subheader)
+
+
+def test_the_models_page_compares_a_strong_model_with_its_baseline_first(folders: dict[str, Path]) -> None:
+    _ship(folders)
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Models.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="models.compare.a").value == "shapes-resnet18-guided-strong"
+    assert at.selectbox(key="models.compare.b").value == "shapes-resnet18-baseline"
