@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import streamlit as st
 from torch import nn
@@ -18,7 +18,8 @@ from interpgrad.training import load_checkpoint
 from interpgrad.training.checkpoint import file_sha256
 from interpgrad.zoo import ModelEntry, as_number, default_directories, discover_models
 
-__all__ = ["LoadedModel", "compared_model", "confirm_deletion", "load_checkpoint_file", "load_model", "model_table",
+__all__ = ["STARTER_PAIR", "LoadedModel", "compared_model", "confirm_deletion", "default_models", "load_checkpoint_file",
+           "load_model", "model_table",
            "show_broken", "zoo"]
 
 
@@ -31,6 +32,21 @@ class LoadedModel:
     metadata: dict[str, Any]
     lock: threading.Lock
     sha256: str  # of the file's bytes when it was loaded
+
+
+STARTER_PAIR = ("shapes-resnet18-baseline", "shapes-resnet18-guided")
+"""The shipped pair the Explore and Evaluate pages start with: the baseline and the paper's setting."""
+
+
+def default_models(keys: Sequence[str], entries: Mapping[str, ModelEntry]) -> list[str]:
+    """The models a page starts with, of ``keys`` (in their order): the shipped starter pair when both are there, else
+    the first two shipped models, else the first two."""
+    starter = [key for name in STARTER_PAIR for key in keys
+               if entries[key].source == "shipped" and entries[key].name == name]
+    if len(starter) == len(STARTER_PAIR):
+        return starter
+    shipped = [key for key in keys if entries[key].source == "shipped"]
+    return shipped[:2] or list(keys)[:2]
 
 
 def zoo(include_broken: bool = False) -> list[ModelEntry]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from appkit.images import UPLOAD_EXTENSIONS, UPLOAD_FORMATS, colorbar_html, crisp, read_upload
-from appkit.models import compared_model, zoo
+from appkit.models import compared_model, default_models, zoo
 from appkit.page import page_setup
 from appkit.widgets import drop_missing_choices, param_widgets, readable_errors
 from interpgrad.comparison import ALIGNMENT_HELP, compare, image_digest, method_help, score_comparison
@@ -81,8 +81,8 @@ with right:
 if len(entries) == 0:
     st.warning("No models available: train one on the Train page or upload one on the Models page.")
     st.stop()
-default_models = [key for key in entries if key.startswith("shipped/")][:2] or list(entries)[:2]
-model_keys = st.multiselect("Models (rows)", list(entries), default=default_models, key="explore.models", persist_state="session",
+model_keys = st.multiselect("Models (rows)", list(entries), default=default_models(list(entries), entries),
+                            key="explore.models", persist_state="session",
                             format_func=lambda key: entries[key].label)
 method_names = st.multiselect("Methods (columns)", list(REGISTRY), default=[m for m in DEFAULT_METHODS if m in REGISTRY],
                               key="explore.methods", persist_state="session", format_func=lambda name: f"{name} ({REGISTRY[name].family})")

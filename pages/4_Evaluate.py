@@ -14,7 +14,7 @@ import torch
 from appkit import evaluation as views
 from appkit.charts import metric_curves, metric_title, summary_bars
 from appkit.images import crisp
-from appkit.models import zoo
+from appkit.models import default_models, zoo
 from appkit.page import page_setup
 from appkit.widgets import JOB_BADGES, drop_missing_choices, param_widgets, readable_errors, status_message
 from interpgrad.data import DATASETS
@@ -57,9 +57,8 @@ def _changed(values: dict, defaults: dict) -> dict:
 with st.expander("New evaluation", expanded=not listed):
     # Models without a regularizer first: the first model chosen is the baseline the others are compared with.
     ordered = sorted(entries, key=lambda key: entries[key].regularizer != "none")
-    default_models = [key for key in ordered if key.startswith("shipped/")][:2] or ordered[:2]
     model_keys = st.multiselect(
-        "Models (the baseline first)", ordered, default=default_models, key="evaluate.models", persist_state="session",
+        "Models (the baseline first)", ordered, default=default_models(ordered, entries), key="evaluate.models", persist_state="session",
         format_func=lambda key: entries[key].label,
         help="Models without a regularizer are listed first. Every model is compared with each model chosen before it.")
     if len(model_keys) >= 2:
