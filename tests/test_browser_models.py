@@ -55,7 +55,7 @@ def test_models_page_curves_upload_and_delete(app_url: str, page, folders: dict[
                               regularizer={"name": "guided", "params": {"lam": 0.01, "error": "cosine"}})
     page.goto(f"{app_url}/Models")
     page.get_by_text("Upload a checkpoint").wait_for(timeout=90_000)
-    _check_legends_beside_the_panels(page, entries=2 + 2)  # two shipped models; train and validation
+    _check_legends_beside_the_panels(page, entries=3 + 2)  # the shipped ResNet-18 trio; train and validation
     _full_screenshot(page, "models-curves.png")
 
     copy = tmp_path / "copy" / "model.safetensors"  # the same file again, from another folder

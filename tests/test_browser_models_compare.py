@@ -18,7 +18,9 @@ def test_models_page_compares_the_shipped_models(app_url: str, page) -> None:  #
     _settle(page)
     _no_streamlit_exception(page)
     summary = page.get_by_text("(method, metric) pairs").first
-    assert "shapes-resnet18-guided better" in summary.inner_text()
+    # the shipped evaluation of the zoo, a strong model against its baseline
+    assert "shapes-resnet18-guided-strong better" in summary.inner_text()
+    assert "shapes-resnet18-baseline better" in summary.inner_text()
     tables = page.locator("[data-testid='stDataFrame']")
     assert tables.count() == 3  # the zoo, the comparison table, the verdicts
     for index in (1, 2):
