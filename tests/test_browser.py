@@ -6,6 +6,7 @@ them): `make test` installs Chromium when it runs as root.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -47,6 +48,30 @@ def _wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float 
     raise AssertionError(f"streamlit did not become healthy in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
+@contextlib.contextmanager
+def serve_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """The app served by `streamlit run` as a user starts it, ``env`` added to the environment (folders, threads);
+    yields its URL once healthy, and stops the server afterwards. The server's output goes to ``log_path``."""
+    port = _free_port()
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
+             "127.0.0.1", "--server.port", str(port)],
+            cwd=ROOT, env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **env}, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url, server, log_path)
+            yield url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("browser")
@@ -58,27 +83,12 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def app_url(folders: dict[str, Path]) -> Iterator[str]:
     """The app, served by `streamlit run` as a user starts it, with runs, uploads and evaluations in temporary
     folders."""
-    port = _free_port()
-    env = {**os.environ, "INTERPGRAD_RUNS": str(folders["runs"]), "INTERPGRAD_UPLOADS": str(folders["uploads"]),
-           "INTERPGRAD_EVALUATIONS": str(folders["evaluations"]), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    log = folders["log"].open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
-         "127.0.0.1", "--server.port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    env = {"INTERPGRAD_RUNS": str(folders["runs"]), "INTERPGRAD_UPLOADS": str(folders["uploads"]),
+           "INTERPGRAD_EVALUATIONS": str(folders["evaluations"])}
     try:
-        _wait_healthy(url, server, folders["log"])
-        yield url
+        with serve_app(env, folders["log"]) as url:
+            yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
         # Training runs and evaluations the pages launched are separate processes (closing the browser must not kill
         # them): stop them.
         for status in [*folders["runs"].glob("*/status.json"), *folders["evaluations"].glob("*/status.json")]:

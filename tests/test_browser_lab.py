@@ -7,17 +7,14 @@ types in). Screenshots go to test-artifacts/browser/."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 import torch
 
-from test_browser import (ARTIFACTS, ROOT, _free_port, _full_screenshot, _no_streamlit_exception, _settle,  # noqa: F401
-                          _wait_healthy, browser, page)
+from test_browser import (ARTIFACTS, ROOT, _full_screenshot, _no_streamlit_exception, _settle, browser, page,  # noqa: F401
+                          serve_app)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -59,27 +56,11 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for name in ("shapes-resnet18-baseline", "shapes-resnet18-guided"):
         (checkpoints / name).symlink_to(ROOT / "checkpoints" / name, target_is_directory=True)
     _fill_the_cache(checkpoints)
-    port = _free_port()
-    env = {**os.environ, "INTERPGRAD_CHECKPOINTS": str(checkpoints), "INTERPGRAD_RUNS": str(base / "runs"),
+    env = {"INTERPGRAD_CHECKPOINTS": str(checkpoints), "INTERPGRAD_RUNS": str(base / "runs"),
            "INTERPGRAD_UPLOADS": str(base / "uploads"), "INTERPGRAD_EVALUATIONS": str(base / "evaluations"),
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "OMP_NUM_THREADS": "1"}
-    log_path = base / "streamlit.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
-             "127.0.0.1", "--server.port", str(port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_healthy(url, server, log_path)
-            yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+           "OMP_NUM_THREADS": "1"}
+    with serve_app(env, base / "streamlit.log") as url:
+        yield url
 
 
 def _type_number(page, label: str, value: int) -> None:  # type: ignore[no-untyped-def]
