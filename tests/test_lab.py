@@ -244,7 +244,8 @@ def test_fooling_raises_the_gradient_pattern_cosine_and_keeps_the_predictions(tm
     before = gradient_pattern_cosine(model, data.images, data.labels, pattern).mean()
     with torch.no_grad():
         predictions = model.eval()(data.images).argmax(1)
-    regularizer = build_regularizer("gradient_pattern", pattern="text:HI", error="mse", scale=1.0, lam=1.0)
+    regularizer = build_regularizer("gradient_pattern", pattern="text:HI", error="mse", scale=1.0, lam=1.0,
+                                    batchnorm="running")  # the eval-mode gradient that is measured
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
     for _ in range(15):
