@@ -22,6 +22,7 @@ def test_models_page_compares_the_shipped_models(app_url: str, page) -> None:  #
     assert "shapes-resnet18-guided-strong better" in summary.inner_text()
     assert "shapes-resnet18-baseline better" in summary.inner_text()
     tables = page.locator("[data-testid='stDataFrame']")
+    tables.nth(2).wait_for(timeout=60_000)  # data grids draw after the text around them
     assert tables.count() == 3  # the zoo, the comparison table, the verdicts
     for index in (1, 2):
         box = tables.nth(index).bounding_box()
