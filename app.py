@@ -37,10 +37,11 @@ def strong_difference(entries: list) -> None:
             return
         st.subheader("What the regularizer changes")
         images = evaluation.protocol.get("data", {}).get("n")
+        settings = pairs[0].settings or "see its metadata on the Models page"
         st.markdown(
-            "The paper's setting (lambda 7.5e-3) leaves the model's explanations as they were. The *strong* models "
-            "are the regularizer study's strongest setting within one point of accuracy: batch-norm statistics held "
-            "constant in the gradient pass (`--batchnorm per_sample`), lambda 1, fine-tuned from the baseline. "
+            "At the paper's setting (lambda 7.5e-3) the regularizer barely reaches the gradients explanations use. The "
+            "*strong* models are the regularizer study's strongest setting within one point of accuracy, fine-tuned "
+            f"from each baseline: {settings}, the batch-norm statistics held constant in the gradient pass. "
             f"Paired over {images or 'the'} shapes validation images (95 % bootstrap intervals; a verdict only where "
             "the interval excludes 0 and the Wilcoxon p < 0.05):")
         for pair in pairs:

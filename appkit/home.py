@@ -36,6 +36,7 @@ class StrongPair:
     cosine: tuple[float | None, float | None]  # eval-mode cos(standard, guided) of the loss, (strong, baseline)
     counts: dict[str, int]  # verdicts over every (method, metric) of the evaluation, for the strong model
     verdicts: pd.DataFrame  # pair_verdicts for HOME_METHODS
+    settings: str = ""  # the strong model's regularizer, as its metadata records it
 
     def sentence(self) -> str:
         def pct(value: float | None) -> str:
@@ -70,7 +71,12 @@ def strong_pairs(evaluation: Any, entries: Sequence[Any] = (), methods: Sequence
         accuracy, cosine = [tuple(training_metric(entry_for(model, recorded[model], entries), recorded[model], metric)
                                   for model in (name, baseline)) for metric in ("val_accuracy", "val_alignment")]
         counts = pair_counts(pair_verdicts(evaluation, name, baseline))
+        regularizer = recorded[name].get("regularizer") or {}
+        settings = ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
+                             for key, value in (regularizer.get("params") or {}).items()
+                             if key in ("lam", "batchnorm", "gradient_of", "error"))
         shown = [method for method in methods if method in evaluation.methods]
         pairs.append(StrongPair(name, baseline, accuracy, cosine, counts,  # type: ignore[arg-type]
-                                pair_verdicts(evaluation, name, baseline, shown)))
+                                pair_verdicts(evaluation, name, baseline, shown),
+                                f"{regularizer.get('name', '?')} ({settings})" if settings else ""))
     return pairs

@@ -43,6 +43,7 @@ def test_the_strong_pairs_are_the_evaluations_comparisons() -> None:
         assert set(pair.verdicts["method"]) <= {"gradient", "guided_backprop", "gradcam"}
         assert all(value is not None and 0 < value <= 1 for value in pair.accuracy)
         assert f"better on {pair.counts['better']}" in pair.sentence()
+        assert pair.settings == "guided (lam 0.5, error cosine, batchnorm per_sample, gradient_of loss)"  # its metadata
 
 
 def test_the_home_page_says_what_the_strong_models_change(folders: dict[str, Path]) -> None:
@@ -53,6 +54,7 @@ def test_the_home_page_says_what_the_strong_models_change(folders: dict[str, Pat
     lines = [element.value for element in at.markdown]
     assert any("shapes-resnet18-guided-strong" in line and "shapes-resnet18-baseline" in line and "better on" in line
                for line in lines), lines
+    assert any("lam 0.5" in line for line in lines), lines  # the strong setting, as its metadata says
 
 
 def test_the_home_page_without_the_shipped_evaluation_leaves_the_section_out(folders: dict[str, Path]) -> None:
