@@ -269,6 +269,7 @@ def test_train_a_tiny_run_and_find_it_among_the_models(app_url: str, page, folde
 
     page.goto(f"{app_url}/Models")
     page.get_by_text("Upload a checkpoint").wait_for(timeout=90_000)
+    _settle(page)  # the whole page drawn (curves, the zoo comparison): typing into a picker redrawn later is lost
     picker = page.locator("[data-testid='stMultiSelect'] input").first  # the table is drawn on a canvas: use the picker
     picker.click()
     picker.fill("browser-tiny")
