@@ -8,7 +8,7 @@ import time
 
 import streamlit as st
 
-from appkit.gad import (GAD_COLOUR, ORIGINAL_COLOUR, GadChoice, cached_view, describe_progress, gad_choices, gad_roots,
+from appkit.gad import (GadChoice, cached_view, describe_progress, gad_choices, gad_roots,
                         load_run, read_study, share_rows, study_chart, study_progress, summary_rows)
 from appkit.images import UPLOAD_EXTENSIONS, crisp, read_upload
 from appkit.models import zoo
