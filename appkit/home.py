@@ -70,13 +70,13 @@ def strong_pairs(evaluation: Any, entries: Sequence[Any] = (), methods: Sequence
             continue
         accuracy, cosine = [tuple(training_metric(entry_for(model, recorded[model], entries), recorded[model], metric)
                                   for model in (name, baseline)) for metric in ("val_accuracy", "val_alignment")]
-        counts = pair_counts(pair_verdicts(evaluation, name, baseline))
+        verdicts = pair_verdicts(evaluation, name, baseline)  # every (method, metric), in the evaluation's order
         regularizer = recorded[name].get("regularizer") or {}
         settings = ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
                              for key, value in (regularizer.get("params") or {}).items()
                              if key in ("lam", "batchnorm", "gradient_of", "error"))
-        shown = [method for method in methods if method in evaluation.methods]
-        pairs.append(StrongPair(name, baseline, accuracy, cosine, counts,  # type: ignore[arg-type]
-                                pair_verdicts(evaluation, name, baseline, shown),
+        shown = verdicts[verdicts["method"].isin(list(methods))].reset_index(drop=True)
+        pairs.append(StrongPair(name, baseline, accuracy, cosine, pair_counts(verdicts),  # type: ignore[arg-type]
+                                shown,
                                 f"{regularizer.get('name', '?')} ({settings})" if settings else ""))
     return pairs
